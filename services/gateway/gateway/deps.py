@@ -1,0 +1,29 @@
+"""FastAPI dependencies: the database session and the authenticated user."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.auth import Principal, authenticate, bearer_token
+
+
+async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
+    async with request.app.state.sessionmaker() as session:
+        yield session
+
+
+Db = Annotated[AsyncSession, Depends(get_db)]
+
+
+async def current_user(request: Request, db: Db) -> Principal:
+    token = bearer_token(request)
+    user = await authenticate(db, token)
+    request.state.user = user
+    return user
+
+
+User = Annotated[Principal, Depends(current_user)]

@@ -1,0 +1,98 @@
+"""The gateway app: ``create_app()`` wires settings, database, Kafka and routes."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI, Request
+from starlette.middleware.base import BaseHTTPMiddleware
+from starlette.responses import Response
+
+from gateway.db.engine import make_engine, make_sessionmaker, migrate
+from gateway.errors import error_response, install_error_handlers
+from gateway.projector import RunProjector
+from gateway.routes import agentos, metrics
+from gateway.runs import RunService
+from gateway.seed import seed_demo
+from gateway.settings import GatewaySettings
+from shared.events import new_id
+from shared.kafka.publisher import make_broker
+
+log = logging.getLogger("gateway")
+
+VERSION = "0.1.0"
+
+
+class BodyLimitAndCorrelation(BaseHTTPMiddleware):
+    """Rejects oversize bodies before they are read and tags each request with a correlation
+    id (``X-Request-ID`` if the client sent one) that follows it through Kafka."""
+
+    def __init__(self, app, max_body_bytes: int) -> None:
+        super().__init__(app)
+        self.max_body_bytes = max_body_bytes
+
+    async def dispatch(self, request: Request, call_next) -> Response:
+        length = request.headers.get("content-length")
+        if length is not None:
+            if not length.isdigit():
+                return error_response(400, "Invalid Content-Length", "bad_request")
+            if int(length) > self.max_body_bytes:
+                return error_response(413, f"Request body larger than {self.max_body_bytes} bytes", "payload_too_large")
+        elif request.method in ("POST", "PUT", "PATCH") and request.headers.get("transfer-encoding"):
+            body = await request.body()
+            if len(body) > self.max_body_bytes:
+                return error_response(413, f"Request body larger than {self.max_body_bytes} bytes", "payload_too_large")
+        incoming = request.headers.get("x-request-id", "")
+        request.state.correlation_id = incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else new_id()
+        response = await call_next(request)
+        response.headers["X-Request-ID"] = request.state.correlation_id
+        return response
+
+
+def create_app(settings: GatewaySettings | None = None) -> FastAPI:
+    settings = settings or GatewaySettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        url = settings.async_database_url()
+        await migrate(url)
+        engine = make_engine(url)
+        sessionmaker = make_sessionmaker(engine)
+        if settings.seed_demo:
+            await seed_demo(sessionmaker, settings.agents_file, settings.demo_api_key, settings.admin_api_key)
+        broker = make_broker(settings.kafka, client_id="gateway")
+        await broker.start()
+        runs = RunService(sessionmaker, broker, publish_timeout_s=settings.publish_timeout_s)
+        projector = RunProjector(settings.kafka, sessionmaker, runs.waiters)
+        await projector.start()
+        app.state.settings = settings
+        app.state.sessionmaker = sessionmaker
+        app.state.runs = runs
+        app.state.metrics_client = httpx.AsyncClient(base_url=settings.metrics_url, timeout=10.0)
+        log.info("gateway ready on http://%s:%d (database %s)", settings.host, settings.port, engine.url.render_as_string())
+        try:
+            yield
+        finally:
+            await projector.stop()
+            await broker.stop()
+            await app.state.metrics_client.aclose()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="AgentOS gateway",
+        version=VERSION,
+        description="Run agno agents for many users over Kafka; every token accounted for in ClickHouse.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.add_middleware(BodyLimitAndCorrelation, max_body_bytes=settings.max_body_bytes)
+    app.include_router(agentos.router)
+    app.include_router(metrics.router)
+
+    @app.get("/healthz", tags=["ops"], summary="Liveness (no authentication)")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

@@ -1,0 +1,88 @@
+"""Metrics API: authorization here, numbers from the metrics service (ClickHouse).
+
+Only the metrics process may open embedded ClickHouse, so the gateway proxies its query API
+and adds the rules: users see their own usage; admins see anyone's and the system view.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import httpx
+from fastapi import APIRouter, Query, Request
+
+from gateway.access import get_usable_agent
+from gateway.db.models import Agent
+from gateway.deps import Db, User
+from gateway.errors import ApiError, NotFound, PermissionDenied, ServiceUnavailable
+
+router = APIRouter(prefix="/api/v1/agentos/metrics", tags=["metrics"])
+
+Days = Annotated[int, Query(ge=1, le=3650, description="Look-back window in days (ignored when from/to are given)")]
+From = Annotated[datetime | None, Query(alias="from", description="Window start (ISO 8601)")]
+To = Annotated[datetime | None, Query(alias="to", description="Window end (ISO 8601)")]
+Bucket = Annotated[Literal["hour", "day"], Query(description="Series bucket")]
+
+
+def _params(days: int, from_: datetime | None, to: datetime | None, bucket: str, **extra: Any) -> dict[str, Any]:
+    params: dict[str, Any] = {"days": days, "bucket": bucket, **{k: v for k, v in extra.items() if v is not None}}
+    if from_ is not None:
+        params["from"] = from_.isoformat()
+    if to is not None:
+        params["to"] = to.isoformat()
+    return params
+
+
+async def _query(request: Request, path: str, params: dict[str, Any]) -> Any:
+    client: httpx.AsyncClient = request.app.state.metrics_client
+    try:
+        response = await client.get(path, params=params)
+    except httpx.HTTPError as exc:
+        raise ServiceUnavailable(f"Metrics service unavailable: {type(exc).__name__}",
+                                 headers={"Retry-After": "5"}) from exc
+    if response.status_code >= 500:
+        raise ServiceUnavailable("Metrics service failed to answer", headers={"Retry-After": "5"})
+    if response.status_code >= 400:
+        try:
+            detail = response.json()
+            message = detail.get("error") or detail.get("detail") or response.text
+        except ValueError:
+            message = response.text
+        raise ApiError(str(message)[:500], status_code=response.status_code if response.status_code < 500 else 400,
+                       error_type="validation")
+    return response.json()
+
+
+@router.get("/agents/{agent_id}/", summary="Usage and performance of one agent")
+async def agent_metrics(request: Request, agent_id: str, db: Db, user: User, days: Days = 30, from_: From = None,
+                        to: To = None, bucket: Bucket = "day") -> Any:
+    """Admins see every user's usage of the agent; other users see their own usage of agents
+    they may use."""
+    if user.is_admin:
+        if await db.get(Agent, agent_id) is None:
+            raise NotFound(f"Agent not found: {agent_id}")
+        restrict = None
+    else:
+        await get_usable_agent(db, user, agent_id)
+        restrict = str(user.id)
+    return await _query(request, f"/v1/metrics/agents/{agent_id}",
+                        _params(days, from_, to, bucket, user_id=restrict))
+
+
+@router.get("/users/{user_ref}/", summary="Usage of one user ('me' for the caller)")
+async def user_metrics(request: Request, user_ref: str, user: User, days: Days = 30, from_: From = None,
+                       to: To = None, bucket: Bucket = "day") -> Any:
+    target = str(user.id) if user_ref == "me" else user_ref
+    if target != str(user.id) and not user.is_admin:
+        # Same answer as for a user that does not exist: no probing of other accounts.
+        raise NotFound(f"User not found: {user_ref}")
+    return await _query(request, f"/v1/metrics/users/{target}", _params(days, from_, to, bucket))
+
+
+@router.get("/system/", summary="System-wide metrics (admins)")
+async def system_metrics(request: Request, user: User, days: Days = 30, from_: From = None, to: To = None,
+                         bucket: Bucket = "day") -> Any:
+    if not user.is_admin:
+        raise PermissionDenied("System metrics are for admins")
+    return await _query(request, "/v1/metrics/system", _params(days, from_, to, bucket))

@@ -1,0 +1,1 @@
+"""Kafka helpers shared by the AgentOS services (``devbroker``: the embedded development broker)."""
