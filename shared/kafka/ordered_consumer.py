@@ -189,9 +189,10 @@ class OrderedConcurrentConsumer:
 
     async def _process(self, tp: TopicPartition, record: ConsumerRecord, previous: asyncio.Task | None) -> None:
         if previous is not None:
-            # Same key: strictly after the previous message, whatever happened to it.
-            with contextlib.suppress(BaseException):
-                await asyncio.shield(previous)
+            # Same key: strictly after the previous message. It never raises (failures end in
+            # the dead-letter topic) unless it was cancelled by a shutdown — then this one must
+            # not run either, or it would overtake its predecessor on redelivery.
+            await asyncio.shield(previous)
         attempt = 0
         while True:
             attempt += 1
