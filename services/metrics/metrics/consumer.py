@@ -131,13 +131,25 @@ class MetricsConsumer:
             log.error("consumer ended with an error", exc_info=task.exception())
 
     async def run(self) -> None:
-        """Consume until ``stop()``. Connection failures at start are retried."""
-        try:
-            if not await self._connect():
+        """Consume until ``stop()``. Connection failures at start are retried; an unexpected
+        failure restarts the consumer from the last committed offsets (nothing uncommitted is
+        lost, what was stored is deduplicated)."""
+        delays = iter(self._retry.delays())
+        while not self._stopping.is_set():
+            try:
+                if not await self._connect():
+                    return
+                await self._loop()
                 return
-            await self._loop()
-        finally:
-            await self._close()
+            except Exception:
+                log.exception("consumer failed: restarting from the last committed offsets")
+            finally:
+                await self._close()
+                self._buffer, self._buffer_started, self._owned = [], None, set()
+            try:
+                await asyncio.wait_for(self._stopping.wait(), next(delays))
+            except TimeoutError:
+                pass
 
     async def _connect(self) -> bool:
         delays = iter(self._retry.delays())

@@ -6,7 +6,8 @@ their cost grows with buckets x agents x users x models, not with events.
 
 Window semantics: a window is ``[from, to)``; ``from`` is floored to the start of its bucket
 (hour or day, UTC) and every bucket that starts before ``to`` is included, so totals always
-equal the sum of the series. ``days=N`` means ``to = now`` and ``from = now - N days``.
+equal the sum of the series. ``days=N`` (default 30) means ``from = to - N days`` with
+``to`` = now unless given; an explicit ``from`` wins over ``days``.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ class Window:
     end: datetime  # exclusive
     bucket: Bucket
     days: float
+    relative: bool = False  # "the last N days": moves with the clock
 
     def bucket_starts(self) -> list[datetime]:
         step = BUCKET_STEP[self.bucket]
@@ -89,8 +91,7 @@ def resolve_window(
 ) -> Window:
     if bucket not in BUCKET_STEP:
         raise InvalidQuery("bucket must be 'day' or 'hour'", "bucket")
-    if days is not None and from_ is not None:
-        raise InvalidQuery("give either days or from/to, not both", "days")
+    # `days` is validated even when `from` overrides it: the gateway always forwards it.
     if days is not None and not 1 <= days <= max_days:
         raise InvalidQuery(f"days must be between 1 and {max_days}", "days")
     end = _utc(to) if to is not None else (now or datetime.now(UTC))
@@ -107,8 +108,9 @@ def resolve_window(
             f"{points} {bucket} buckets requested, at most {max_points}: use bucket=day or a shorter window",
             "bucket",
         )
-    shown_days: float = days if days is not None else round(span_days, 4)
-    return Window(start=floored, end=end, bucket=bucket, days=shown_days)  # type: ignore[arg-type]
+    relative = from_ is None and to is None
+    shown_days: float = (days or default_days) if relative else round(span_days, 4)
+    return Window(start=floored, end=end, bucket=bucket, days=shown_days, relative=relative)  # type: ignore[arg-type]
 
 
 # -- counters -------------------------------------------------------------------------------------
@@ -371,7 +373,7 @@ _EMPTY_ROW: dict[str, Any] = {
 
 def _window_key(window: Window) -> tuple[Any, ...]:
     # days=N windows move with the clock: within the cache TTL they are the same question.
-    if isinstance(window.days, int):
+    if window.relative:
         return ("days", window.days, window.bucket)
     return ("range", window.start, window.end, window.bucket)
 
