@@ -85,6 +85,7 @@ class RunCompleted(Event):
     content: str
     model: str
     usage: RunUsage
+    deltas: int = Field(0, ge=0, description="How many RunDelta events preceded this one (0 unless streamed).")
 
 
 class RunFailed(Event):

@@ -59,6 +59,7 @@ class _Outcome:
     output: RunOutput | None = None
     model_turns: int = 0
     ttft_ms: float | None = None
+    deltas: int = 0
 
 
 @dataclass
@@ -204,8 +205,8 @@ class RunExecutor:
                       metadata={"correlation_id": request.correlation_id, **({"context": request.context} if request.context else {})})
         t0 = time.perf_counter()
         ttft_ms = None
+        seq = 0
         if request.stream:
-            seq = 0
             output: RunOutput | None = None
             async for item in agent.arun(request.message, stream=True, stream_events=False, yield_run_output=True, **kwargs):
                 if isinstance(item, RunOutput):
@@ -224,7 +225,8 @@ class RunExecutor:
             error_type = "turn_cap_exceeded" if "turn cap" in error else "agent_error"
             return _Outcome(status="failed", error=error, error_type=error_type, output=output, ttft_ms=ttft_ms)
         content = output.content if isinstance(output.content, str) else str(output.content or "")
-        return _Outcome(status="completed", content=content, output=output, ttft_ms=ttft_ms)
+        return _Outcome(status="completed", content=content, output=output, ttft_ms=ttft_ms,
+                        deltas=seq if request.stream else 0)
 
     # -- events ------------------------------------------------------------------------------
     @staticmethod
@@ -248,7 +250,8 @@ class RunExecutor:
         usage = RunUsage(input_tokens=input_tokens, output_tokens=output_tokens, total_tokens=input_tokens + output_tokens,
                          cached_tokens=cached, reasoning_tokens=reasoning, cost_usd=cost, latency_ms=latency_ms, ttft_ms=ttft_ms)
         if outcome.status == "completed":
-            terminal: Event = RunCompleted(**ids, agent_version=snap.version, content=outcome.content, model=snap.model, usage=usage)
+            terminal: Event = RunCompleted(**ids, agent_version=snap.version, content=outcome.content, model=snap.model, usage=usage,
+                                            deltas=outcome.deltas)
         elif outcome.status == "cancelled":
             terminal = RunCancelled(**ids, reason=outcome.error or "cancelled")
         else:

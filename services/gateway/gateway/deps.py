@@ -23,6 +23,7 @@ async def current_user(request: Request, db: Db) -> Principal:
     token = bearer_token(request)
     user = await authenticate(db, token)
     request.state.user = user
+    request.app.state.rate_limiter.check(user.id)
     return user
 
 

@@ -13,10 +13,14 @@ from starlette.responses import Response
 from gateway.db.engine import make_engine, make_sessionmaker, migrate
 from gateway.errors import error_response, install_error_handlers
 from gateway.projector import RunProjector
-from gateway.routes import agentos, metrics
+from gateway.access import ACCESS_CACHE
+from gateway.routes import admin, agentos, metrics, webhook
 from gateway.runs import RunService
 from gateway.seed import seed_demo
 from gateway.settings import GatewaySettings
+from gateway.ratelimit import TokenBucket
+from gateway.streams import DeltaHub
+from gateway.webhooks import CallbackDispatcher
 from shared.events import new_id
 from shared.kafka.publisher import make_broker
 
@@ -67,7 +71,16 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         runs = RunService(sessionmaker, broker, publish_timeout_s=settings.publish_timeout_s)
         projector = RunProjector(settings.kafka, sessionmaker, runs.waiters)
         await projector.start()
+        deltas = DeltaHub(settings.kafka)
+        await deltas.start()
+        app.state.deltas = deltas
+        callbacks = CallbackDispatcher(sessionmaker)
+        await callbacks.start()
+        app.state.callbacks = callbacks
         app.state.settings = settings
+        app.state.rate_limiter = TokenBucket(settings.rate_limit_per_minute)
+        ACCESS_CACHE.ttl_s = settings.access_cache_ttl_s
+        app.state.access_cache = ACCESS_CACHE
         app.state.sessionmaker = sessionmaker
         app.state.runs = runs
         app.state.metrics_client = httpx.AsyncClient(base_url=settings.metrics_url, timeout=10.0)
@@ -75,6 +88,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await callbacks.stop()
+            await deltas.stop()
             await projector.stop()
             await broker.stop()
             await app.state.metrics_client.aclose()
@@ -90,6 +105,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.add_middleware(BodyLimitAndCorrelation, max_body_bytes=settings.max_body_bytes)
     app.include_router(agentos.router)
     app.include_router(metrics.router)
+    app.include_router(admin.router)
+    app.include_router(webhook.router)
 
     @app.get("/healthz", tags=["ops"], summary="Liveness (no authentication)")
     async def healthz() -> dict[str, str]:

@@ -105,6 +105,7 @@ class RunProjector:
                     u = event.usage
                     run.input_tokens, run.output_tokens, run.total_tokens = u.input_tokens, u.output_tokens, u.total_tokens
                     run.cost_usd, run.latency_ms, run.ttft_ms = u.cost_usd, u.latency_ms, u.ttft_ms
+                    run.deltas = event.deltas
                     message_id = "msg_a_" + run.id
                     exists = (await db.execute(select(Message.id).where(Message.id == message_id))).first()
                     if exists is None:

@@ -37,7 +37,16 @@ class GatewaySettings(BaseSettings):
     max_title_chars: int = 200
     max_context_bytes: int = 16 * 1024
     page_size: int = 20
+    access_cache_ttl_s: float = Field(30.0, ge=0, description="How stale another replica's permission cache may be.")
     max_page: int = 10_000
+
+    webhook_callback_allowed_hosts: str = Field("", description="Comma separated; empty = any host (set it in production).")
+    rate_limit_per_minute: int = Field(600, ge=1, description="Requests per user per minute (token bucket).")
+    max_concurrent_runs: int = Field(64, ge=1, description="Queued + running runs per user.")
+
+    @property
+    def callback_hosts(self) -> frozenset[str]:
+        return frozenset(h.strip().lower() for h in self.webhook_callback_allowed_hosts.split(",") if h.strip())
 
     @cached_property
     def kafka(self) -> KafkaSettings:

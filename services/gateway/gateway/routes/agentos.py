@@ -9,13 +9,14 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Header, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from sqlalchemy import func, select
 
-from gateway.access import get_owned_session, get_usable_agent, usable_agents
+from gateway.access import get_owned_session, get_usable_agent, list_usable_agents
 from gateway.auth import Principal
 from gateway.db.models import Agent, ChatSession, Message, Run
 from gateway.deps import Db, User
+from gateway.ratelimit import check_concurrent_runs
 from gateway.errors import ApiError, GatewayTimeout, NotFound, ValidationFailed, json_body_or_error
 from gateway.schemas import (
     AgentOut,
@@ -39,7 +40,7 @@ from shared.events import SessionCreated, SessionDeleted, new_id
 
 router = APIRouter(prefix="/api/v1/agentos", tags=["agentos"])
 
-Mode = Literal["wait", "async"]
+Mode = Literal["wait", "async", "stream"]
 
 
 def _settings(request: Request):
@@ -57,8 +58,7 @@ def _correlation_id(request: Request) -> str:
 # -- service operations (the seed's AgentOSService, shared by the REST routes and the
 #    action-dispatching main endpoint) ------------------------------------------------------
 async def list_agents(db: Db, user: Principal) -> list[AgentOut]:
-    agents = (await db.execute(usable_agents(user).order_by(Agent.name))).scalars().all()
-    return [AgentOut.of(a) for a in agents]
+    return [AgentOut.of(a) for a in await list_usable_agents(db, user)]
 
 
 async def info(db: Db, user: Principal) -> InfoOut:
@@ -123,10 +123,14 @@ async def send_message(request: Request, db: Db, user: Principal, body: SendMess
     if session.agent_id != agent.id:
         raise ValidationFailed(f"Session {session.id} belongs to agent {session.agent_id}, not {agent.id}",
                                error_type="session_agent_mismatch")
+    if not idempotency_key or await _runs(request).find_idempotent(db, user, idempotency_key) is None:
+        await check_concurrent_runs(db, user.id, _settings(request).max_concurrent_runs)
     runs = _runs(request)
     run, _created = await runs.submit(db, user=user, agent=agent, session=session, message=body.message,
                                       context=body.context, mode=mode, idempotency_key=idempotency_key,
-                                      stream=False, correlation_id=_correlation_id(request))
+                                      stream=mode == "stream", correlation_id=_correlation_id(request))
+    if mode == "stream":
+        return _sse_response(request, run.id, last_seq=-1)
     if mode == "async":
         accepted = RunAccepted(run_id=run.id, status=run.status, session_id=run.session_id, agent_id=run.agent_id,
                                poll_url=f"/api/v1/agentos/runs/{run.id}/",
@@ -164,7 +168,8 @@ async def create_session_api(request: Request, body: CreateSessionIn, db: Db, us
              responses={202: {"model": RunAccepted}, 504: {"description": "The run did not finish in time"}})
 async def send_message_api(
     request: Request, body: SendMessageIn, db: Db, user: User,
-    mode: Annotated[Mode, Query(description="wait (default): answer with the result; async: 202 + run id")] = "wait",
+    mode: Annotated[Mode, Query(description="wait (default): answer with the result; async: 202 + run id; "
+                                            "stream: Server-Sent Events of the response as it is produced")] = "wait",
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> JSONResponse:
     """Publishes the message to the agent-runner over Kafka. `mode=wait` answers when the run
@@ -232,6 +237,33 @@ async def _owned_run(db: Db, user: Principal, run_id: str) -> Run:
     if session is None or session.deleted_at is not None:
         raise NotFound(f"Run not found: {run_id}")
     return run
+
+
+def _sse_response(request: Request, run_id: str, last_seq: int) -> StreamingResponse:
+    app = request.app
+    stream = app.state.deltas.stream(run_id, app.state.sessionmaker, app.state.runs.waiters, last_seq=last_seq,
+                                     timeout_s=max(_settings(request).wait_timeout_s, 600.0))
+    return StreamingResponse(stream, media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "X-Run-ID": run_id})
+
+
+@router.get("/runs/{run_id}/stream/", summary="Server-Sent Events of a run (resumable)",
+            response_class=StreamingResponse,
+            responses={200: {"content": {"text/event-stream": {}},
+                             "description": "`delta` events (id = sequence number) then one `done` event"}})
+async def run_stream(request: Request, run_id: str, db: Db, user: User,
+                     last_event_id: Annotated[str | None, Header(max_length=32)] = None) -> StreamingResponse:
+    """Reconnect with `Last-Event-ID: <seq>` to resume after the last chunk received."""
+    run = await _owned_run(db, user, run_id)
+    last_seq = -1
+    if last_event_id is not None:
+        if last_event_id == "done":
+            last_seq = 1 << 30
+        elif last_event_id.lstrip("-").isdigit():
+            last_seq = int(last_event_id)
+        else:
+            raise ValidationFailed("Last-Event-ID must be a chunk sequence number")
+    return _sse_response(request, run.id, last_seq)
 
 
 @router.get("/runs/{run_id}/", response_model=RunOut, summary="A run's status and result")

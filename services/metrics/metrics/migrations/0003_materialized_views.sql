@@ -10,7 +10,7 @@ AS SELECT
     user_id,
     '' AS model,
     toUInt64(countIf(event_type = 'session.created.v1')) AS sessions,
-    uniqState(user_id) AS users
+    uniqStateIf(user_id, event_type = 'session.created.v1') AS users
 FROM ${db}.sessions_raw
 GROUP BY bucket, agent_id, user_id
 COMMENT 'Feeds metrics_hourly with SessionCreated events from sessions_raw';
@@ -22,7 +22,7 @@ AS SELECT
     user_id,
     '' AS model,
     toUInt64(countIf(event_type = 'session.created.v1')) AS sessions,
-    uniqState(user_id) AS users
+    uniqStateIf(user_id, event_type = 'session.created.v1') AS users
 FROM ${db}.sessions_raw
 GROUP BY bucket, agent_id, user_id
 COMMENT 'Feeds metrics_daily with SessionCreated events from sessions_raw';

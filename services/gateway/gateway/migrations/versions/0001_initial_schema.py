@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-21 03:53:59.334213
+Create Date: 2026-11-21 03:59:29.275787
 """
 from alembic import op
 import sqlalchemy as sa
@@ -137,10 +137,15 @@ def upgrade() -> None:
     sa.Column('callback_url', sa.Text(), nullable=True),
     sa.Column('callback_status', sa.String(length=16), nullable=True),
     sa.Column('callback_attempts', sa.Integer(), nullable=False),
+    sa.Column('callback_next_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('callback_error', sa.Text(), nullable=True),
     sa.Column('received_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['source_id'], ['webhook_sources.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', 'source_id')
     )
+    with op.batch_alter_table('webhook_deliveries', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_webhook_deliveries_callback_next_at'), ['callback_next_at'], unique=False)
+
     op.create_table('messages',
     sa.Column('id', sa.String(length=64), nullable=False),
     sa.Column('session_id', sa.String(length=64), nullable=False),
@@ -179,6 +184,7 @@ def upgrade() -> None:
     sa.Column('cost_usd', sa.Float(), nullable=True),
     sa.Column('latency_ms', sa.Float(), nullable=True),
     sa.Column('ttft_ms', sa.Float(), nullable=True),
+    sa.Column('deltas', sa.Integer(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('started_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('finished_at', sa.DateTime(timezone=True), nullable=True),
@@ -204,6 +210,9 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_messages_run_id'))
 
     op.drop_table('messages')
+    with op.batch_alter_table('webhook_deliveries', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_webhook_deliveries_callback_next_at'))
+
     op.drop_table('webhook_deliveries')
     with op.batch_alter_table('subscriptions', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_subscriptions_user_id'))

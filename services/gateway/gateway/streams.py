@@ -1,0 +1,153 @@
+"""Server-Sent Events for runs.
+
+``DeltaHub`` listens to the run-deltas topic (no consumer group: every gateway instance
+sees every delta, from the moment it started) and keeps each run's chunks in memory for a
+while, indexed by their sequence number. A stream sends ``delta`` events with ``id: <seq>``
+and ends with a ``done`` event carrying the final result and usage. A client that reconnects
+with ``Last-Event-ID: <seq>`` gets exactly the chunks after it; if this instance no longer
+has them (restart, another replica), the ``done`` event's full ``response`` still completes
+the text — nothing is lost and no chunk is sent twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import orjson
+from aiokafka import AIOKafkaConsumer
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from gateway.db.models import Run
+from gateway.runs import TERMINAL, RunWaiters
+from shared.events import EventDecodeError, RunDelta, decode
+from shared.settings import KafkaSettings
+from shared.topics import Topic
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _RunDeltas:
+    chunks: dict[int, str] = field(default_factory=dict)
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    touched: float = field(default_factory=time.monotonic)
+
+
+class DeltaHub:
+    def __init__(self, kafka: KafkaSettings, max_runs: int = 10_000) -> None:
+        self.kafka = kafka
+        self.max_runs = max_runs
+        self._runs: OrderedDict[str, _RunDeltas] = OrderedDict()
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task | None = None
+
+    def _get(self, run_id: str) -> _RunDeltas:
+        entry = self._runs.get(run_id)
+        if entry is None:
+            entry = self._runs[run_id] = _RunDeltas()
+            while len(self._runs) > self.max_runs:  # bounded memory: forget the oldest runs
+                self._runs.popitem(last=False)
+        else:
+            self._runs.move_to_end(run_id)
+        entry.touched = time.monotonic()
+        return entry
+
+    def add(self, delta: RunDelta) -> None:
+        entry = self._get(delta.run_id or "")
+        entry.chunks.setdefault(delta.seq, delta.content)  # a redelivered chunk changes nothing
+        entry.changed.set()
+
+    async def start(self) -> None:
+        # No group: assign every partition, start at the end (only live runs matter).
+        self._consumer = AIOKafkaConsumer(str(Topic.RUN_DELTAS), bootstrap_servers=self.kafka.servers,
+                                          group_id=None, auto_offset_reset="latest", enable_auto_commit=False,
+                                          fetch_max_wait_ms=self.kafka.fetch_max_wait_ms)
+        await self._consumer.start()
+        self._task = asyncio.create_task(self._loop(), name="gateway-deltas")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._consumer:
+            await self._consumer.stop()
+
+    async def _loop(self) -> None:
+        assert self._consumer is not None
+        while True:
+            try:
+                batches = await self._consumer.getmany(timeout_ms=500, max_records=1000)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("delta fetch failed")
+                await asyncio.sleep(0.5)
+                continue
+            for records in batches.values():
+                for record in records:
+                    try:
+                        event = decode(record.value or b"")
+                    except EventDecodeError:
+                        continue
+                    if isinstance(event, RunDelta) and event.run_id:
+                        self.add(event)
+
+    async def stream(self, run_id: str, sessionmaker: async_sessionmaker, waiters: RunWaiters, *,
+                     last_seq: int = -1, heartbeat_s: float = 10.0, timeout_s: float = 600.0) -> AsyncIterator[bytes]:
+        entry = self._get(run_id)
+        next_seq = last_seq + 1
+        deadline = time.monotonic() + timeout_s
+        finished: Run | None = None
+        grace_until: float | None = None
+        last_beat = time.monotonic()
+        while True:
+            while next_seq in entry.chunks:
+                yield _sse("delta", {"seq": next_seq, "content": entry.chunks[next_seq]}, event_id=str(next_seq))
+                next_seq += 1
+            if finished is None:
+                async with sessionmaker() as db:
+                    run = await db.get(Run, run_id)
+                    if run is not None and run.status in TERMINAL:
+                        finished = run
+                        # Deltas travel on their own topic: give late ones a moment to arrive.
+                        grace_until = time.monotonic() + 1.0
+            if finished is not None and (next_seq >= finished.deltas or time.monotonic() > (grace_until or 0)):
+                yield _sse("done", _final(finished, next_seq), event_id="done")
+                return
+            if time.monotonic() > deadline:
+                yield _sse("error", {"error": "stream timed out; poll the run", "error_type": "timeout"})
+                return
+            entry.changed.clear()
+            fut = waiters.future(run_id)
+            changed = asyncio.ensure_future(entry.changed.wait())
+            try:
+                wait_for = 0.05 if finished is not None else min(heartbeat_s, 1.0)
+                done, _ = await asyncio.wait({changed, fut}, timeout=wait_for, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                changed.cancel()
+                waiters.discard(run_id, fut)
+            if not done and finished is None and time.monotonic() - last_beat > heartbeat_s:
+                last_beat = time.monotonic()
+                yield b": keep-alive\n\n"
+
+
+def _final(run: Run, chunks_sent: int) -> dict:
+    return {
+        "success": run.status == "completed", "run_id": run.id, "session_id": run.session_id, "agent_id": run.agent_id,
+        "status": run.status, "response": run.response, "error": run.error, "error_type": run.error_type,
+        "deltas": run.deltas, "complete": chunks_sent >= run.deltas,
+        "usage": {"input_tokens": run.input_tokens, "output_tokens": run.output_tokens, "total_tokens": run.total_tokens,
+                  "cost_usd": run.cost_usd, "latency_ms": run.latency_ms, "ttft_ms": run.ttft_ms},
+    }
+
+
+def _sse(event: str, data: dict, event_id: str | None = None) -> bytes:
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    return f"{head}event: {event}\ndata: ".encode() + orjson.dumps(data) + b"\n\n"

@@ -1,0 +1,93 @@
+"""Numbered migrations on the real ClickHouse engine (chdb): idempotent, recorded, commented."""
+
+from __future__ import annotations
+
+import pytest
+
+from metrics.migrate import apply_retention, load_migrations, migrate, retention_plan
+from metrics.testing import drop_database, fresh_database
+
+EXPECTED_TABLES = {
+    "schema_migrations", "sessions_raw", "messages_raw", "usage_raw", "run_errors_raw",
+    "metrics_hourly", "metrics_daily", "mv_sessions_hourly", "mv_sessions_daily",
+    "mv_messages_hourly", "mv_messages_daily", "mv_usage_hourly", "mv_usage_daily",
+}
+
+
+@pytest.fixture
+def empty_db(ch_client):
+    name = fresh_database(ch_client, migrated=False)
+    yield name
+    drop_database(ch_client, name)
+
+
+def tables(client, db):
+    return dict(client.query(
+        "SELECT name, engine_full FROM system.tables WHERE database = {db:String}", parameters={"db": db}
+    ).result_rows)
+
+
+class TestMigrate:
+    def test_files_are_numbered_without_gaps(self):
+        versions = [m.version for m in load_migrations()]
+        assert versions == list(range(1, len(versions) + 1))
+
+    def test_creates_every_table_and_records_each_migration(self, ch_client, empty_db):
+        applied = migrate(ch_client, empty_db)
+        assert applied == [m.version for m in load_migrations()]
+        assert set(tables(ch_client, empty_db)) == EXPECTED_TABLES
+        recorded = ch_client.query(f"SELECT version, name FROM {empty_db}.schema_migrations ORDER BY version").result_rows
+        assert recorded == [(m.version, m.name) for m in load_migrations()]
+
+    def test_running_twice_changes_nothing(self, ch_client, empty_db):
+        migrate(ch_client, empty_db)
+        before = tables(ch_client, empty_db)
+        assert migrate(ch_client, empty_db) == []
+        assert tables(ch_client, empty_db) == before
+        count = ch_client.query(f"SELECT count() FROM {empty_db}.schema_migrations").result_rows[0][0]
+        assert count == len(load_migrations())
+
+    def test_a_migration_interrupted_half_way_is_completed_on_the_next_start(self, ch_client, empty_db):
+        migrate(ch_client, empty_db)
+        ch_client.command(f"DROP TABLE {empty_db}.mv_usage_daily SYNC")
+        ch_client.command(f"ALTER TABLE {empty_db}.schema_migrations DELETE WHERE version = 3 SETTINGS mutations_sync = 1")
+        assert migrate(ch_client, empty_db) == [3]
+        assert "mv_usage_daily" in tables(ch_client, empty_db)
+
+    def test_every_table_and_stored_column_has_a_comment(self, ch_client, empty_db):
+        migrate(ch_client, empty_db)
+        uncommented_tables = ch_client.query(
+            "SELECT name FROM system.tables WHERE database = {db:String} AND comment = ''",
+            parameters={"db": empty_db},
+        ).result_rows
+        assert uncommented_tables == []
+        uncommented_columns = ch_client.query(
+            "SELECT table, name FROM system.columns WHERE database = {db:String} AND comment = '' "
+            "AND table NOT LIKE 'mv\\_%'",  # a view's columns are its SELECT's
+            parameters={"db": empty_db},
+        ).result_rows
+        assert uncommented_columns == []
+
+    def test_insert_deduplication_is_enabled_on_raw_tables_and_every_mv_target(self, ch_client, empty_db):
+        migrate(ch_client, empty_db)
+        for name, engine in tables(ch_client, empty_db).items():
+            if name.endswith("_raw") or name.startswith("metrics_"):
+                assert "non_replicated_deduplication_window = 10000" in engine, name
+
+
+class TestRetention:
+    def test_sets_ttls_from_settings_once(self, ch_client, metrics_db):
+        plan = retention_plan(90, 180, 0)
+        assert set(apply_retention(ch_client, metrics_db, plan)) == {
+            "sessions_raw", "messages_raw", "usage_raw", "run_errors_raw", "metrics_hourly",
+        }
+        assert apply_retention(ch_client, metrics_db, plan) == []
+        engines = tables(ch_client, metrics_db)
+        assert "TTL ingested_at + toIntervalDay(90)" in engines["usage_raw"]
+        assert "TTL bucket + toIntervalDay(180)" in engines["metrics_hourly"]
+        assert "TTL" not in engines["metrics_daily"]
+
+    def test_zero_days_removes_a_ttl(self, ch_client, metrics_db):
+        apply_retention(ch_client, metrics_db, retention_plan(90, 180, 400))
+        assert apply_retention(ch_client, metrics_db, retention_plan(90, 180, 0)) == ["metrics_daily"]
+        assert "TTL" not in tables(ch_client, metrics_db)["metrics_daily"]
