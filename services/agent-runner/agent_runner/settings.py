@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from functools import cached_property
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.settings import KafkaSettings, data_dir
@@ -33,6 +33,16 @@ class RunnerSettings(BaseSettings):
     ollama_host: str = Field("http://127.0.0.1:11434", validation_alias="OLLAMA_HOST")
     openai_compatible_base_url: str | None = Field(None, validation_alias="OPENAI_COMPATIBLE_BASE_URL")
     openai_compatible_api_key: SecretStr | None = Field(None, validation_alias="OPENAI_COMPATIBLE_API_KEY")
+
+    @field_validator("openai_api_key", "anthropic_api_key", "openai_compatible_api_key", "openai_compatible_base_url",
+                     "scripted_latency_ms", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value, info):
+        # `OPENAI_API_KEY=` (empty) must count as missing, not as a key: the run should fail
+        # with "OPENAI_API_KEY is not set" rather than with a provider's 401.
+        if isinstance(value, str) and not value.strip():
+            return 0.0 if info.field_name == "scripted_latency_ms" else None
+        return value
 
     @cached_property
     def kafka(self) -> KafkaSettings:

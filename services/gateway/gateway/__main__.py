@@ -1,14 +1,20 @@
-"""``python -m gateway`` — serve the gateway (configured by env vars)."""
+"""``python -m gateway`` serves the gateway; ``python -m gateway admin ...`` is the admin CLI."""
 
 import logging
-
-import uvicorn
-
-from gateway.main import create_app
-from gateway.settings import GatewaySettings
+import sys
 
 
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "admin":
+        from gateway.cli import main as admin_main
+
+        sys.exit(admin_main(sys.argv[2:]))
+
+    import uvicorn
+
+    from gateway.main import create_app
+    from gateway.settings import GatewaySettings
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s gateway %(levelname)s %(name)s: %(message)s")
     settings = GatewaySettings()
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info",

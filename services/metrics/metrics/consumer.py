@@ -50,6 +50,9 @@ TOPICS: tuple[str, ...] = (
 )
 
 
+STOP_POLL_S = 0.2
+
+
 @dataclass
 class ConsumerStats:
     records: int = 0
@@ -220,6 +223,8 @@ class MetricsConsumer:
             else:
                 timeout = max(0.0, self._buffer_started + max_wait - time.monotonic())
             room = max(1, max_records - len(self._buffer))
+            # Wake up at least every STOP_POLL_S so stop() is noticed even with a long max wait.
+            timeout = min(timeout, STOP_POLL_S)
             fetched = await self._consumer.getmany(timeout_ms=int(timeout * 1000), max_records=room)
             async with self._lock:
                 for tp, records in fetched.items():

@@ -152,7 +152,7 @@ class MetricsWriter:
             column_type_names=self._types(table),
             database=self._database,
             settings={
-                "insert_deduplication_token": token + str(__import__("uuid").uuid4()),  # MUTATION
+                "insert_deduplication_token": token,
                 "deduplicate_blocks_in_dependent_materialized_views": 1,
             },
         )

@@ -64,3 +64,11 @@ class TestCalculator:
     @pytest.mark.parametrize("expr", ["__import__('os').system('id')", "1 / 0", "2 ** 1000000", "a + 1"])
     def test_rejects_anything_else_with_an_error_string(self, expr):
         assert calculator(expr).startswith("error:")
+
+
+async def test_an_agent_without_the_calculator_answers_without_calling_it(db):
+    bare = Agent(id="bare", name="Bare", model=ScriptedModel(), db=db, telemetry=False)
+    out = await bare.arun("What is 6 * 7?", session_id="s7", user_id="u1")
+    assert out.status == RunStatus.completed
+    assert not out.tools
+    assert out.content == 'Turn 1: you said "What is 6 * 7?".'

@@ -39,6 +39,12 @@ _ARITHMETIC = re.compile(r"(?:what\s+is|what's|calculate|compute)\s+([-+*/().\d\
 _DIRECTIVE = re.compile(r"\[\[(fail|transient|sleep|loop)(?::([^\]]*))?\]\]", re.I)
 
 
+def _tool_name(tool: object) -> str | None:
+    if isinstance(tool, dict):
+        return (tool.get("function") or {}).get("name") or tool.get("name")
+    return getattr(tool, "name", None)
+
+
 def _text(message: Message) -> str:
     content = message.content
     if content is None:
@@ -62,8 +68,10 @@ class ScriptedModel(Model):
     def _tokens(self, text: str) -> int:
         return max(1, math.ceil(len(text) / self.chars_per_token)) if text else 0
 
-    def _plan(self, messages: list[Message]) -> tuple[str | None, dict | None, float, str | None]:
-        """Returns (reply, tool_call, extra_latency_ms, error_kind) for the next model turn."""
+    def _plan(self, messages: list[Message], tools: list | None = None) -> tuple[str | None, dict | None, float, str | None]:
+        """Returns (reply, tool_call, extra_latency_ms, error_kind) for the next model turn.
+        The calculator is only called when the agent has it (``tools`` as agno formats them)."""
+        has_calculator = any(_tool_name(t) == "calculator" for t in (tools or []))
         user_messages = [m for m in messages if m.role == "user"]
         last_user = _text(user_messages[-1]) if user_messages else ""
         extra_ms = 0.0
@@ -83,12 +91,12 @@ class ScriptedModel(Model):
         last_user_index = max((i for i, m in enumerate(messages) if m.role == "user"), default=-1)
         tool_results = [m for m in messages[last_user_index + 1 :] if m.role == "tool"]
 
-        if loop:
+        if loop and has_calculator:
             call = {"id": f"call_{len(tool_results)}", "type": "function",
                     "function": {"name": "calculator", "arguments": json.dumps({"expression": "1 + 1"})}}
             return None, call, extra_ms, error
 
-        match = _ARITHMETIC.search(clean)
+        match = _ARITHMETIC.search(clean) if has_calculator else None
         if match and not tool_results:
             expression = " ".join(match.group(1).split())
             call = {"id": "call_0", "type": "function",
@@ -123,7 +131,7 @@ class ScriptedModel(Model):
 
     # -- agno's Model interface -------------------------------------------------------------
     def invoke(self, messages: list[Message], assistant_message: Message, **kwargs: Any) -> ModelResponse:
-        reply, call, extra_ms, error = self._plan(messages)
+        reply, call, extra_ms, error = self._plan(messages, kwargs.get("tools"))
         assistant_message.metrics.start_timer()
         time.sleep((self.latency_ms + extra_ms) / 1000)
         if error:
@@ -132,7 +140,7 @@ class ScriptedModel(Model):
         return self._response(reply, call, self._usage(messages, reply, call))
 
     async def ainvoke(self, messages: list[Message], assistant_message: Message, **kwargs: Any) -> ModelResponse:
-        reply, call, extra_ms, error = self._plan(messages)
+        reply, call, extra_ms, error = self._plan(messages, kwargs.get("tools"))
         assistant_message.metrics.start_timer()
         await asyncio.sleep((self.latency_ms + extra_ms) / 1000)
         if error:
@@ -146,7 +154,7 @@ class ScriptedModel(Model):
         return ["".join(words[i : i + size]) for i in range(0, len(words), size)]
 
     def invoke_stream(self, messages: list[Message], assistant_message: Message, **kwargs: Any) -> Iterator[ModelResponse]:
-        reply, call, extra_ms, error = self._plan(messages)
+        reply, call, extra_ms, error = self._plan(messages, kwargs.get("tools"))
         assistant_message.metrics.start_timer()
         if error:
             time.sleep((self.latency_ms + extra_ms) / 1000)
@@ -163,7 +171,7 @@ class ScriptedModel(Model):
         assistant_message.metrics.stop_timer()
 
     async def ainvoke_stream(self, messages: list[Message], assistant_message: Message, **kwargs: Any) -> AsyncIterator[ModelResponse]:
-        reply, call, extra_ms, error = self._plan(messages)
+        reply, call, extra_ms, error = self._plan(messages, kwargs.get("tools"))
         assistant_message.metrics.start_timer()
         if error:
             await asyncio.sleep((self.latency_ms + extra_ms) / 1000)

@@ -128,7 +128,8 @@ async def send_message(request: Request, db: Db, user: Principal, body: SendMess
     runs = _runs(request)
     run, _created = await runs.submit(db, user=user, agent=agent, session=session, message=body.message,
                                       context=body.context, mode=mode, idempotency_key=idempotency_key,
-                                      stream=mode == "stream", correlation_id=_correlation_id(request))
+                                      stream=mode in ("stream", "async"), correlation_id=_correlation_id(request))
+    # Async runs stream too, so a client may attach to /runs/{id}/stream/ instead of polling.
     if mode == "stream":
         return _sse_response(request, run.id, last_seq=-1)
     if mode == "async":
