@@ -146,6 +146,8 @@ class DevStack:
     def wait_healthy(self, timeout: float = 90.0) -> None:
         deadline = time.monotonic() + timeout
         for service in self.services.values():
+            if not service.alive():
+                raise RuntimeError(f"{service.name} exited with code {service.proc.returncode}")
             while service.health_url:
                 if not service.alive():
                     raise RuntimeError(f"{service.name} exited with code {service.proc.returncode}")

@@ -21,34 +21,40 @@ which logs a warning banner to stderr and prints exactly one line to stdout,
 ``KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:p1[,...]``; ``start_devbroker_process()`` starts it and
 reads that line.
 
-Measured with librdkafka 2.16.0 (confluent-kafka 2.16.1) and aiokafka 0.14.0:
+Measured with librdkafka 2.16.0 (confluent-kafka 2.16.1) and aiokafka 0.14.0, on Linux:
 
 - The port cannot be chosen. Each mock broker binds ``127.0.0.1:0`` (kernel-assigned port, see
   ``rd_kafka_mock_broker_new()``) and there is neither a configuration property nor an API to
   pick it: ``rd_kafka_mock_broker_set_host_port()`` only changes the host:port *advertised* in
   Metadata, not the listening socket, and ``test.mock.num.brokers`` has no port companion. So
-  there is no ``port=`` / ``--port``: consumers of the dev broker read the address from stdout
-  (``KAFKA_BOOTSTRAP_SERVERS=...``) or from ``--bootstrap-file``.
-- Listeners accept IPv4 loopback only (127.0.0.1, not ::1 or other interfaces).
-- Creating the cluster and the 7 topics takes ~1 ms; the subprocess is ready (line on stdout)
-  in ~0.5 s, most of it Python start-up and imports.
-- A consumer-group join with ``group_initial_rebalance_delay_ms=0`` and one member: first
-  ``getone()`` of an already-produced message returns in ~0.1-0.3 s. With the mock's default
-  delay (3000 ms) the same takes > 3 s.
-- A consumer that leaves a group and another member of the same group that joins right after
-  it resumes from the committed offsets (no rebalance wait when the first one left cleanly).
-- A second *concurrent* member of a live group fails (``InvalidRequestError``): keep one member
-  per group at a time (see /work/shared/docs/platform-notes.md for the workaround).
+  there is no ``port=`` / ``--port`` (``AGENTOS_DEVBROKER_PORT`` is ignored with a warning):
+  read the address from stdout (``KAFKA_BOOTSTRAP_SERVERS=...``) or from ``--bootstrap-file``.
+  Listeners are IPv4 loopback only (not ::1, not other interfaces).
+- Start-up: creating the cluster and the 7 topics usually takes 1-10 ms, but right after
+  creation one call into the mock thread (a topic creation, or the destroy) sometimes stalls
+  for ~1.0 s (apparently a missed wake-up of its 1 s poll loop; seen in roughly 1 of 10-40
+  fresh clusters, never in a steady-state loop of 1500 calls). ``python -m ...`` prints its line
+  ~0.1 s after exec (~1.1 s when that stall hits) and exits ~20 ms after SIGTERM.
+- Consumer groups (classic protocol), with ``group_initial_rebalance_delay_ms=0``: the first
+  member of a new or empty group joins at once (``start()`` + first ``getone()`` ~5 ms; with
+  the mock's default 3000 ms delay, ~3 s). When the last member leaves (LeaveGroup), the mock
+  keeps the group "Joining" for ``session_timeout_ms - 1000`` ms (the leaver's value; the full
+  value if <= 1000) and a member that joins inside that window waits for the rest of it: a
+  restarted single consumer pays up to ``session_timeout_ms - 1000``, so keep it small in
+  dev/tests. The new member resumes from the committed offsets.
+- A second *concurrent* member of a live group fails (SyncGroup ``InvalidRequestError``, after
+  which the clients can hang in ``stop()``): one member per group at a time (see
+  /work/shared/docs/platform-notes.md for the test-only workaround).
 - ``rd_kafka_mock_topic_create`` accepts 0 partitions, an empty name and a replication factor
-  above the broker count without complaint; this module validates the first two and caps the
-  replication factor at the broker count. Creating an existing topic returns
-  TOPIC_ALREADY_EXISTS (36).
+  above the broker count without complaint; ``create_topic`` rejects the first two and caps
+  the replication factor at the broker count. An existing topic gives TOPIC_ALREADY_EXISTS.
 - Unknown topics are auto-created on first use with 4 partitions (not ``DEFAULT_PARTITIONS``):
-  create topics up-front via ``create_topic``.
-- Destroying the cluster takes < 1 ms, with or without connected clients; stop clients first
-  anyway, a consumer whose cluster vanished retries for ever.
-- ``set_broker_down`` closes the connections and the listener of that broker; ``set_broker_up``
-  listens again on the same port. Leadership does not move.
+  create extra topics up-front with ``create_topic``.
+- ``set_broker_down`` closes the broker's connections and its listener (connect: ECONNREFUSED);
+  an aiokafka send waits and completes once ``set_broker_up`` listens again on the same port.
+  Leadership does not move.
+- Stop clients before destroying the cluster: a consumer whose cluster vanished retries for
+  ever. The destroy itself usually takes < 1 ms.
 """
 
 from __future__ import annotations
@@ -417,6 +423,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+
+    if os.environ.get("AGENTOS_DEVBROKER_PORT"):
+        log.warning(
+            "AGENTOS_DEVBROKER_PORT is ignored: librdkafka's mock brokers always listen on a "
+            "kernel-assigned port (read it from stdout or --bootstrap-file)"
+        )
 
     stop = threading.Event()
 

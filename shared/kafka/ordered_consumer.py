@@ -211,7 +211,7 @@ class OrderedConcurrentConsumer:
                     break
                 log.warning("handler failed on %s:%s@%s (attempt %d): %r; retrying",
                             tp.topic, tp.partition, record.offset, attempt, exc)
-                await asyncio.sleep(self.retry_backoff_s * 2 ** (attempt - 1))
+                await asyncio.sleep(min(10.0, self.retry_backoff_s * 2 ** (attempt - 1)))
         self.offsets.finished(tp, record.offset)
         self.processed += 1
 

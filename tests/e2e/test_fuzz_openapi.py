@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import uuid
 from typing import Any
 
@@ -38,6 +39,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
+from schemathesis.core.failures import FailureGroup
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
 pytestmark = pytest.mark.e2e
@@ -85,6 +87,7 @@ def error_envelope(ctx, response, case) -> None:
     return None
 
 
+STATS = {}
 CHECKS = [not_a_server_error, response_schema_conformance, error_envelope]
 
 
@@ -148,10 +151,10 @@ def _as_int(value: Any) -> int | None:
 
 
 def _keep_or_patch(value: Any, patches: list[dict[str, Any]]) -> st.SearchStrategy:
-    """The generated value, or (for a JSON object) the same with some keys set to real values."""
+    """The generated value, or (for a JSON object) the same with some of its keys set to real values."""
     if not isinstance(value, dict):
         return st.just(value)
-    usable = [p for p in ({k: v for k, v in patch.items() if k in value} for patch in patches) if p]
+    usable = [patch for patch in patches if patch.keys() <= value.keys()]  # whole patches: ids that belong together
     if not usable:
         return st.just(value)
     return st.one_of(st.just(value), st.sampled_from(usable).map(lambda patch: {**value, **patch}))
@@ -224,6 +227,7 @@ def load_schema(stack, world: dict[str, Any]):
 
 def call_and_check(case, api_key: str, world: dict[str, Any]) -> None:
     response = case.call(headers={"Authorization": f"Bearer {api_key}"}, timeout=REQUEST_TIMEOUT_S)
+    STATS.setdefault(case.operation.label, []).append(response.status_code)
     case.validate_response(response, checks=CHECKS)
 
 
@@ -245,16 +249,21 @@ def fuzz(stack, world: dict[str, Any], api_key: str, include=lambda method, path
         def run(case) -> None:
             call_and_check(case, api_key, world)
 
+        t0 = time.monotonic()
         try:
             run()
-        except Exception as exc:  # noqa: BLE001 - collected, reported below
+        except (Exception, BaseExceptionGroup) as exc:  # noqa: BLE001 - collected, reported below
             failures.append(f"=== {operation.label}\n{_describe(exc)}")
+        from collections import Counter
+        print(f"TIMING {operation.label} {time.monotonic() - t0:.2f}s {sorted(Counter(STATS.pop(operation.label, [])).items())}")
     assert operations, "no operation matched"
     assert not failures, f"{len(failures)} of {operations} operations failed:\n\n" + "\n\n".join(failures)
 
 
 def _describe(exc: BaseException) -> str:
-    if isinstance(exc, BaseExceptionGroup):
+    if isinstance(exc, FailureGroup):
+        return str(exc)  # schemathesis' report: the failed checks, the response and a curl command
+    if isinstance(exc, BaseExceptionGroup):  # Hypothesis found several distinct errors
         return "\n".join(_describe(e) for e in exc.exceptions)
     return f"{type(exc).__name__}: {exc}"
 

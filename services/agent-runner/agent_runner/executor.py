@@ -19,7 +19,7 @@ from typing import Any
 
 from agno.agent import Agent
 from agno.exceptions import ModelProviderError
-from agno.run.agent import RunContentEvent, RunOutput
+from agno.run.agent import RunContentEvent, RunErrorEvent, RunOutput
 from agno.run.base import RunStatus
 
 from agent_runner.models.registry import ProviderNotConfigured, build_model
@@ -206,11 +206,14 @@ class RunExecutor:
         t0 = time.perf_counter()
         ttft_ms = None
         seq = 0
+        stream_error = None
         if request.stream:
             output: RunOutput | None = None
             async for item in agent.arun(request.message, stream=True, stream_events=False, yield_run_output=True, **kwargs):
                 if isinstance(item, RunOutput):
                     output = item
+                elif isinstance(item, RunErrorEvent):
+                    stream_error = item.content or "agent run failed"
                 elif isinstance(item, RunContentEvent) and isinstance(item.content, str) and item.content:
                     if ttft_ms is None:
                         ttft_ms = (time.perf_counter() - t0) * 1000
@@ -218,12 +221,14 @@ class RunExecutor:
                     seq += 1
         else:
             output = await agent.arun(request.message, **kwargs)
+        if request.stream and stream_error is not None and (output is None or output.status == RunStatus.error):
+            return _Outcome(status="failed", error=stream_error, error_type=_error_type(stream_error), output=output,
+                            ttft_ms=ttft_ms)
         if output is None:
             return _Outcome(status="failed", error="agent produced no output", error_type="agent_error")
         if output.status == RunStatus.error:
             error = output.content if isinstance(output.content, str) else "agent run failed"
-            error_type = "turn_cap_exceeded" if "turn cap" in error else "agent_error"
-            return _Outcome(status="failed", error=error, error_type=error_type, output=output, ttft_ms=ttft_ms)
+            return _Outcome(status="failed", error=error, error_type=_error_type(error), output=output, ttft_ms=ttft_ms)
         content = output.content if isinstance(output.content, str) else str(output.content or "")
         return _Outcome(status="completed", content=content, output=output, ttft_ms=ttft_ms,
                         deltas=seq if request.stream else 0)
@@ -270,6 +275,10 @@ class RunExecutor:
             model_turns=outcome.model_turns,
         )
         return [terminal, usage_event]
+
+
+def _error_type(error: str) -> str:
+    return "turn_cap_exceeded" if "turn cap" in error else "agent_error"
 
 
 def _current_task_cancelling() -> bool:

@@ -27,9 +27,9 @@ finished_runs = Table(
 
 
 class ResultStore:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, engine: AsyncEngine | None = None) -> None:
         kwargs = {"pool_size": 20, "max_overflow": 20} if url.startswith("postgresql") else {}
-        self.engine: AsyncEngine = create_async_engine(url, **kwargs)
+        self.engine: AsyncEngine = engine or create_async_engine(url, **kwargs)
         self._dialect = self.engine.dialect.name
 
     async def create(self) -> None:

@@ -17,8 +17,10 @@ def main() -> None:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s gateway %(levelname)s %(name)s: %(message)s")
     settings = GatewaySettings()
+    # Keep-alive longer than a load balancer's idle timeout (60 s is common): otherwise the
+    # server closes a connection the client is about to reuse and a POST fails mid-flight.
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info",
-                timeout_graceful_shutdown=5)
+                timeout_graceful_shutdown=5, timeout_keep_alive=settings.keep_alive_s, access_log=settings.access_log)
 
 
 if __name__ == "__main__":

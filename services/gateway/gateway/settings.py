@@ -18,6 +18,8 @@ class GatewaySettings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = 8000
+    keep_alive_s: int = 75
+    access_log: bool = True
     # Empty = SQLite file under AGENTOS_DATA_DIR. Postgres: postgresql+asyncpg://user@host/db
     # (postgresql://... is normalised to asyncpg).
     database_url: str = ""

@@ -7,13 +7,28 @@ stops accepting requests, then the lifespan stops consuming, flushes, commits an
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
+from collections.abc import Iterator
 
 import uvicorn
 
 from metrics.api import create_app
 from metrics.settings import MetricsSettings
+
+
+class _Server(uvicorn.Server):
+    """uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown, so the process would end
+    "killed by signal". A stop we completed (flushed, committed, closed) exits with 0."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        with super().capture_signals():
+            yield
+            if self._captured_signals:
+                logging.getLogger("agentos.metrics").info("stopped by signal %s", self._captured_signals)
+            self._captured_signals.clear()
 
 
 def main() -> int:
@@ -35,7 +50,7 @@ def main() -> int:
         # Leave room for the final flush + commit of the consumer.
         timeout_graceful_shutdown=30,
     )
-    server = uvicorn.Server(config)
+    server = _Server(config)
     server.run()
     # uvicorn exits the process with 3 when startup fails (e.g. ClickHouse unreachable).
     return 0 if server.started else 1

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
+from clickhouse_connect.driver.exceptions import ClickHouseError
 from fastapi import FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -60,11 +61,12 @@ async def start_runtime(
     run_consumer: bool = True,
 ) -> Runtime:
     """Connect, migrate, apply retention, then (optionally) start consuming."""
-    target = resolve_target(settings)
-    database = database or target.database
-    if client is None:
-        log.info("ClickHouse: %s", target.describe())
-        client = await asyncio.to_thread(connect, target)
+    if client is None or database is None:
+        target = resolve_target(settings)
+        database = database or target.database
+        if client is None:
+            log.info("ClickHouse: %s", target.describe())
+            client = await asyncio.to_thread(connect, target)
     await asyncio.to_thread(migrate, client, database)
     await asyncio.to_thread(
         apply_retention,
@@ -148,6 +150,13 @@ def _install_error_handlers(app: FastAPI) -> None:
         code = {404: "not_found", 405: "method_not_allowed", 503: "unavailable"}.get(exc.status_code, "error")
         return error_response(exc.status_code, code, str(exc.detail))
 
+    @app.exception_handler(ClickHouseError)
+    async def _clickhouse(_: Request, exc: ClickHouseError) -> JSONResponse:
+        log.warning("ClickHouse failed a metrics query: %s", exc)
+        response = error_response(503, "unavailable", "ClickHouse is not answering; retry shortly")
+        response.headers["Retry-After"] = "5"
+        return response
+
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error")
@@ -224,7 +233,9 @@ def create_app(
         from_: From = None,
         to: To = None,
         bucket: BucketParam = "day",
-        user_id: Annotated[str | None, Query(max_length=200, description="Only this user's usage.")] = None,
+        user_id: Annotated[
+            str | None, Query(pattern=ID_PATTERN, max_length=200, description="Only this user's usage.")
+        ] = None,
     ) -> dict[str, Any]:
         """Totals, errors by type, per-model breakdown and a time series for one agent."""
         runtime = runtime_of(request)

@@ -148,7 +148,10 @@ def apply_retention(client: Client, database: str, plan: dict[str, tuple[str, in
             client.command(f"ALTER TABLE {db}.`{table}` MODIFY TTL {column} + INTERVAL {int(days)} DAY")
         else:
             continue
-        log.info("retention of %s.%s set to %s days", database, table, days or "unlimited")
+        if days:
+            log.info("retention of %s.%s set to %d days", database, table, days)
+        else:
+            log.info("retention of %s.%s removed (rows are kept for ever)", database, table)
         changed.append(table)
     return changed
 

@@ -30,6 +30,7 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from metrics.migrate import quote_database
+from metrics.rows import EARLIEST, LATEST
 
 Bucket = Literal["day", "hour"]
 BUCKET_STEP: dict[str, timedelta] = {"day": timedelta(days=1), "hour": timedelta(hours=1)}
@@ -86,11 +87,14 @@ def resolve_window(
     bucket: str,
     now: datetime | None = None,
     max_days: int = 3650,
-    max_points: int = 2232,
+    max_points: int = 4400,
     default_days: int = 30,
 ) -> Window:
     if bucket not in BUCKET_STEP:
         raise InvalidQuery("bucket must be 'day' or 'hour'", "bucket")
+    for name, value in (("from", from_), ("to", to)):
+        if value is not None and not EARLIEST <= _utc(value) <= LATEST:
+            raise InvalidQuery(f"{name} must be between {EARLIEST.date()} and {LATEST.date()}", name)
     # `days` is validated even when `from` overrides it: the gateway always forwards it.
     if days is not None and not 1 <= days <= max_days:
         raise InvalidQuery(f"days must be between 1 and {max_days}", "days")

@@ -74,7 +74,7 @@ class MetricsSettings(BaseSettings):
     query_cache_max_entries: int = Field(1024, ge=1)
     max_days: int = Field(3650, ge=1, description="Longest window a metrics query may cover.")
     max_series_points: int = Field(
-        2232, ge=1, description="Most buckets in one series (2232 = 93 days of hours)."
+        4400, ge=1, description="Most buckets in one series (4400 = 183 days of hours, 12 years of days)."
     )
     top_agents_default: int = Field(10, ge=1)
     sql_max_execution_time_s: int = Field(10, ge=1, description="POST /v1/sql time limit.")

@@ -129,13 +129,11 @@ def assert_aggregates(client, db, events) -> None:
 
 
 async def dead_letters_from(settings, source_topic: str, expected: int) -> list:
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.servers, enable_auto_commit=False)
+    # No group: every partition of the topic, from the beginning.
+    consumer = AIOKafkaConsumer(str(Topic.DEAD_LETTER), bootstrap_servers=settings.kafka.servers,
+                                enable_auto_commit=False, auto_offset_reset="earliest")
     await consumer.start()
     try:
-        partitions = await consumer._client._wait_on_metadata(str(Topic.DEAD_LETTER)) or set()
-        tps = [TopicPartition(str(Topic.DEAD_LETTER), p) for p in partitions]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
         found, deadline = [], time.monotonic() + 10
         while len(found) < expected and time.monotonic() < deadline:
             batch = await consumer.getmany(timeout_ms=200)

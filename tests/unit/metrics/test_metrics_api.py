@@ -83,6 +83,9 @@ class TestValidation:
         ("/v1/metrics/users/u", {"from": "yesterday"}, "from"),
         ("/v1/metrics/system", {"days": 365, "bucket": "hour"}, "bucket"),
         ("/v1/metrics/system", {"top": 0}, "top"),
+        ("/v1/metrics/system", {"to": "0001-01-01T00:00:00Z"}, "to"),
+        ("/v1/metrics/agents/a", {"from": "9999-12-31T23:59:59Z", "days": 3650}, "from"),
+        ("/v1/metrics/agents/a", {"user_id": "bad\nid"}, "user_id"),
     ])
     async def test_bad_parameters_get_422_in_the_error_envelope(self, api, path, params, field):
         response = await api.get(path, params=params)
@@ -90,6 +93,15 @@ class TestValidation:
         error = response.json()["error"]
         assert error["code"] == "invalid_request" and error["message"]
         assert field in [d["field"] for d in error["details"]]
+
+    @pytest.mark.parametrize("weird", ["o'brien", 'quote"s', "back\\slash", "%", "ünï😀", "a b", "{x:String}"])
+    async def test_odd_ids_are_plain_values_not_sql(self, api, weird):
+        for path in (f"/v1/metrics/agents/{weird}", f"/v1/metrics/users/{weird}"):
+            response = await api.get(path, params={**JAN, "bucket": "hour"})
+            assert response.status_code == 200, response.text
+            assert response.json()["totals"]["runs"] == 0
+        response = await api.get("/v1/metrics/agents/assistant", params={**JAN, "user_id": weird})
+        assert response.status_code == 200 and response.json()["totals"]["messages"] == 0
 
     async def test_unknown_paths_get_404_in_the_error_envelope(self, api):
         response = await api.get("/v1/metrics/nothing")
@@ -99,7 +111,8 @@ class TestValidation:
 
 class TestSqlEndpoint:
     async def test_runs_a_read_query(self, api):
-        response = await api.post("/v1/sql", json={"query": "SELECT event_id, content FROM messages_raw ORDER BY event_id"})
+        query = "SELECT event_id, content FROM messages_raw ORDER BY event_id"
+        response = await api.post("/v1/sql", json={"query": query})
         assert response.status_code == 200
         body = response.json()
         assert [c["name"] for c in body["columns"]] == ["event_id", "content"]
@@ -128,3 +141,19 @@ class TestCache:
         assert (await api.get("/v1/metrics/system", params=JAN)).json() == first
         app.state.runtime.queries.cache.clear()
         assert (await api.get("/v1/metrics/system", params=JAN)).json()["totals"]["runs"] == 0
+
+
+class TestClickHouseOutage:
+    async def test_a_failing_clickhouse_answers_503_not_500(self, app, api, monkeypatch):
+        from clickhouse_connect.driver.exceptions import OperationalError
+
+        def down(*args, **kwargs):
+            raise OperationalError("connection refused")
+
+        queries = app.state.runtime.queries
+        monkeypatch.setattr(queries, "_rows", down)
+        queries.cache.clear()
+        response = await api.get("/v1/metrics/agents/someone-else", params=JAN)
+        assert response.status_code == 503
+        assert response.json()["error"]["code"] == "unavailable"
+        assert response.headers["retry-after"] == "5"

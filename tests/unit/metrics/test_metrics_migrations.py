@@ -36,7 +36,9 @@ class TestMigrate:
         applied = migrate(ch_client, empty_db)
         assert applied == [m.version for m in load_migrations()]
         assert set(tables(ch_client, empty_db)) == EXPECTED_TABLES
-        recorded = ch_client.query(f"SELECT version, name FROM {empty_db}.schema_migrations ORDER BY version").result_rows
+        recorded = ch_client.query(
+            f"SELECT version, name FROM {empty_db}.schema_migrations ORDER BY version"
+        ).result_rows
         assert recorded == [(m.version, m.name) for m in load_migrations()]
 
     def test_running_twice_changes_nothing(self, ch_client, empty_db):
@@ -50,7 +52,9 @@ class TestMigrate:
     def test_a_migration_interrupted_half_way_is_completed_on_the_next_start(self, ch_client, empty_db):
         migrate(ch_client, empty_db)
         ch_client.command(f"DROP TABLE {empty_db}.mv_usage_daily SYNC")
-        ch_client.command(f"ALTER TABLE {empty_db}.schema_migrations DELETE WHERE version = 3 SETTINGS mutations_sync = 1")
+        ch_client.command(
+            f"ALTER TABLE {empty_db}.schema_migrations DELETE WHERE version = 3 SETTINGS mutations_sync = 1"
+        )
         assert migrate(ch_client, empty_db) == [3]
         assert "mv_usage_daily" in tables(ch_client, empty_db)
 

@@ -45,6 +45,9 @@ class TestResolveWindow:
         ({"from_": datetime(2026, 3, 5, tzinfo=UTC), "to": datetime(2026, 3, 1, tzinfo=UTC)}, "from"),
         ({"from_": datetime(2026, 3, 1, tzinfo=UTC), "to": datetime(2026, 3, 1, tzinfo=UTC)}, "from"),
         ({"days": 365, "bucket": "hour"}, "bucket"),
+        ({"to": datetime(1, 1, 1, tzinfo=UTC)}, "to"),
+        ({"from_": datetime(9999, 12, 31, tzinfo=UTC)}, "from"),
+        ({"from_": datetime(1999, 12, 1, tzinfo=UTC), "to": datetime(2000, 1, 2, tzinfo=UTC)}, "from"),
     ])
     def test_refuses_bad_windows(self, kwargs, field):
         args = {"days": None, "from_": None, "to": None, "bucket": "day", "now": NOW} | kwargs

@@ -45,10 +45,11 @@ async def _query(request: Request, path: str, params: dict[str, Any]) -> Any:
         raise ServiceUnavailable("Metrics service failed to answer", headers={"Retry-After": "5"})
     if response.status_code >= 400:
         try:
-            detail = response.json()
-            message = detail.get("error") or detail.get("detail") or response.text
-        except ValueError:
-            message = response.text
+            error = response.json().get("error") or {}
+            message = error.get("message") if isinstance(error, dict) else str(error)
+        except (ValueError, AttributeError):
+            message = None
+        message = message or response.text
         raise ApiError(str(message)[:500], status_code=response.status_code if response.status_code < 500 else 400,
                        error_type="validation")
     return response.json()
