@@ -28,6 +28,17 @@ from shared.kafka.devbroker import start_devbroker_process
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _die_with_parent() -> None:
+    """Linux: SIGTERM the child when the supervisor dies (no orphaned services after a crash
+    or a killed test run)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
 @dataclass
 class ServiceProcess:
     name: str
@@ -40,7 +51,8 @@ class ServiceProcess:
     def start(self) -> None:
         out = open(self.log_path, "ab") if self.log_path else None  # noqa: SIM115 - lives with the process
         self.proc = subprocess.Popen([sys.executable, "-m", self.module], env=self.env, cwd=ROOT,
-                                     stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT if out else None)
+                                     stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT if out else None,
+                                     preexec_fn=_die_with_parent)
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

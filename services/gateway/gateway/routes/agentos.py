@@ -131,12 +131,14 @@ async def send_message(request: Request, db: Db, user: Principal, body: SendMess
                                       stream=mode in ("stream", "async"), correlation_id=_correlation_id(request))
     # Async runs stream too, so a client may attach to /runs/{id}/stream/ instead of polling.
     if mode == "stream":
+        await db.close()  # do not hold a connection for the length of the stream
         return _sse_response(request, run.id, last_seq=-1)
     if mode == "async":
         accepted = RunAccepted(run_id=run.id, status=run.status, session_id=run.session_id, agent_id=run.agent_id,
                                poll_url=f"/api/v1/agentos/runs/{run.id}/",
                                stream_url=f"/api/v1/agentos/runs/{run.id}/stream/")
         return JSONResponse(accepted.model_dump(), status_code=202)
+    await db.close()  # the wait polls with its own short sessions
     finished = await runs.wait(run.id, _settings(request).wait_timeout_s)
     if finished is None:
         raise GatewayTimeout(
@@ -264,6 +266,7 @@ async def run_stream(request: Request, run_id: str, db: Db, user: User,
             last_seq = int(last_event_id)
         else:
             raise ValidationFailed("Last-Event-ID must be a chunk sequence number")
+    await db.close()  # do not hold a connection for the length of the stream
     return _sse_response(request, run.id, last_seq)
 
 

@@ -67,6 +67,7 @@ async def agent_metrics(request: Request, agent_id: str, db: Db, user: User, day
     else:
         await get_usable_agent(db, user, agent_id)
         restrict = str(user.id)
+    await db.close()  # no connection held while the metrics service answers
     return await _query(request, f"/v1/metrics/agents/{agent_id}",
                         _params(days, from_, to, bucket, user_id=restrict))
 
