@@ -33,7 +33,7 @@ test-fast: install ## Unit and contract tests only
 	$(PY) -m pytest -q -p no:cacheprovider tests/unit tests/contract
 
 bench: install ## Benchmarks: print tables with baselines measured in the same run
-	$(PY) -m tests.bench
+	$(PY) -m tests.bench $(ARGS)
 
 up: ## Production-like stack with Docker (Kafka KRaft, Postgres, ClickHouse server)
 	docker compose up --build -d

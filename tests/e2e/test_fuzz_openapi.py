@@ -42,6 +42,7 @@ from typing import Any
 
 import httpx
 import pytest
+import requests
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -168,6 +169,9 @@ def _body_patches(world: dict[str, Any]) -> list[dict[str, Any]]:
         {"agent_id": world["scratch_agent"], "user_id": world["scratch_user"]},
         *({"user_id": u} for u in world["users"]),
         {"team_id": world["team"]},
+        # Agent definitions: generated model specs and tool names are never valid ones.
+        *({"model": m} for m in ("scripted:assistant", "scripted:priced", "openai:gpt-4o-mini")),
+        {"model": "scripted:assistant", "tools": ["calculator", "current_datetime"]},
     ]
 
 
@@ -242,18 +246,33 @@ def fuzz(stack, world: dict[str, Any], api_key: str, *, include: Callable[[str],
         def run(case) -> None:
             if case.path_parameters:  # the hook protects generated values; this also covers explicit ones
                 case.path_parameters = _protect(world, method, path, case.path_parameters)
-            response = case.call(headers={"Authorization": f"Bearer {api_key}"}, timeout=REQUEST_TIMEOUT_S)
+            try:
+                response = case.call(headers={"Authorization": f"Bearer {api_key}"}, timeout=REQUEST_TIMEOUT_S)
+            except requests.RequestException as exc:
+                # No answer (or no gateway): shrinking would repeat the wait for every attempt.
+                raise GatewayStuck(f"{operation.label}: {type(exc).__name__}: {exc}\n"
+                                   f"    {case.as_curl_command()}") from None
             statuses[response.status_code] += 1
             case.validate_response(response, checks=CHECKS)
 
+        seen.append(operation.label)
         try:
             run()
+        except GatewayStuck as exc:
+            failures.append(f"=== {operation.label}\nthe gateway stopped answering, the pass stops here:\n{exc}")
+            break
         except (Exception, BaseExceptionGroup) as exc:  # noqa: BLE001 - collected, reported below
             failures.append(f"=== {operation.label}\n{_describe(exc)}")
-        seen.append(f"{operation.label}: {dict(sorted(statuses.items()))}")
+        finally:
+            seen[-1] += f": {dict(sorted(statuses.items()))}"
     print("statuses per operation:\n  " + "\n  ".join(seen))
     assert seen, "no operation matched"
     assert not failures, f"{len(failures)} of {len(seen)} operations failed:\n\n" + "\n\n".join(failures)
+
+
+class GatewayStuck(BaseException):
+    """A request got no answer in time. A BaseException, so Hypothesis passes it on at once
+    instead of shrinking (each attempt would wait the full timeout again)."""
 
 
 def _describe(exc: BaseException) -> str:
