@@ -44,5 +44,10 @@ down: ## Stop the Docker stack
 lint: install ## Static checks
 	$(UV) run --frozen ruff check .
 
+docs: install ## Write the AsyncAPI (events) and OpenAPI (gateway) documents to docs/
+	mkdir -p docs
+	$(PY) -m shared.asyncapi > docs/asyncapi.json
+	$(PY) -c "import json; from gateway.main import create_app; print(json.dumps(create_app().openapi(), indent=2))" > docs/openapi.json
+
 clean: ## Remove local data and caches
 	rm -rf .data .pytest_cache

@@ -57,3 +57,15 @@ def test_events_are_keyed_by_session():
     event = decode((EXAMPLES / "run.requested.v1.json").read_bytes())
     assert event.key == event.session_id.encode()
     assert event.headers()["event_type"] == "run.requested.v1"
+
+
+def test_the_asyncapi_document_describes_every_event_on_its_topic():
+    from shared.asyncapi import asyncapi_document
+
+    doc = asyncapi_document()
+    assert doc["asyncapi"].startswith("3.")
+    channels = doc["channels"]
+    for cls in EVENT_TYPES:
+        name = _type_name(cls)
+        assert channels[name]["address"] == str(cls.topic)
+    assert set(doc["components"]["schemas"]) >= {cls.__name__ for cls in EVENT_TYPES}

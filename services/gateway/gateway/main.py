@@ -21,6 +21,7 @@ from gateway.settings import GatewaySettings
 from gateway.ratelimit import TokenBucket
 from gateway.streams import DeltaHub
 from gateway.webhooks import CallbackDispatcher
+from shared.asyncapi import asyncapi_document
 from shared.events import new_id
 from shared.kafka.publisher import make_broker
 
@@ -107,6 +108,11 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(metrics.router)
     app.include_router(admin.router)
     app.include_router(webhook.router)
+
+    @app.get("/asyncapi.json", tags=["ops"], summary="AsyncAPI 3.0 document of the Kafka events",
+             include_in_schema=False)
+    async def asyncapi() -> dict:
+        return asyncapi_document(settings.kafka.servers, VERSION)
 
     @app.get("/healthz", tags=["ops"], summary="Liveness (no authentication)")
     async def healthz() -> dict[str, str]:

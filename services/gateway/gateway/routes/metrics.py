@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 import httpx
 from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.access import get_usable_agent
 from gateway.db.models import Agent
@@ -80,6 +81,33 @@ async def user_metrics(request: Request, user_ref: str, user: User, days: Days =
         # Same answer as for a user that does not exist: no probing of other accounts.
         raise NotFound(f"User not found: {user_ref}")
     return await _query(request, f"/v1/metrics/users/{target}", _params(days, from_, to, bucket))
+
+
+class SqlIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    query: str = Field(min_length=1, max_length=20_000)
+
+
+@router.post("/sql/", summary="Read-only SQL over the metrics database (admins)")
+async def metrics_sql(request: Request, body: SqlIn, user: User) -> Any:
+    """Only the metrics process may open embedded ClickHouse, so analysts query through here:
+    read-only, with execution-time and row limits enforced by the metrics service."""
+    if not user.is_admin:
+        raise PermissionDenied("SQL access is for admins")
+    client: httpx.AsyncClient = request.app.state.metrics_client
+    try:
+        response = await client.post("/v1/sql", json={"query": body.query}, timeout=60)
+    except httpx.HTTPError as exc:
+        raise ServiceUnavailable("Metrics service unavailable", headers={"Retry-After": "5"}) from exc
+    if response.status_code >= 400:
+        try:
+            message = (response.json().get("error") or {}).get("message")
+        except (ValueError, AttributeError):
+            message = None
+        status = response.status_code if response.status_code < 500 else 503
+        raise ApiError(message or "query failed", status_code=status,
+                       error_type="invalid_sql" if status == 400 else "service_unavailable")
+    return response.json()
 
 
 @router.get("/system/", summary="System-wide metrics (admins)")
