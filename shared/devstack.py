@@ -139,6 +139,7 @@ class DevStack:
         self._keys()
         if not self.kafka_bootstrap:
             self.broker_proc, self.kafka_bootstrap = start_devbroker_process()
+            self.extra_env.setdefault("AGENTOS_DEVBROKER_COMPAT", "1")
         env = self.env()
         logs = self.log_dir
         if logs:
@@ -171,6 +172,15 @@ class DevStack:
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"{service.name} not healthy after {timeout}s")
                 time.sleep(0.2)
+
+    def add_service(self, name: str, module: str, env_overrides: dict[str, str] | None = None) -> ServiceProcess:
+        """Start another replica (e.g. a second agent-runner in the same consumer group)."""
+        env = {**self.env(), **(env_overrides or {})}
+        log = self.log_dir / f"{name}.log" if self.log_dir else None
+        service = ServiceProcess(name, module, env, None, log)
+        self.services[name] = service
+        service.start()
+        return service
 
     def restart(self, name: str, *, kill: bool = False, timeout: float = 60.0) -> None:
         service = self.services[name]

@@ -30,6 +30,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
+from shared.kafka import mock_compat
 from shared.kafka.offsets import OffsetTracker
 from shared.settings import KafkaSettings
 
@@ -99,6 +100,7 @@ class OrderedConcurrentConsumer:
 
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
+        mock_compat.apply_if_enabled()
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=self.kafka.servers,
             group_id=self.group_id,

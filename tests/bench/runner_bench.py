@@ -43,11 +43,11 @@ def _request(session: str, i: int, message: str = "hello") -> RunRequested:
                         requested_at=utcnow())
 
 
-async def session_length_rows(quick: bool) -> list[Row]:
+async def session_length_rows(quick: bool, **overrides) -> list[Row]:
     rows = []
     marks = (1, 100, 1000) if not quick else (1, 100, 300)
     with tempfile.TemporaryDirectory() as tmp:
-        executor, results = await _executor(tmp)
+        executor, results = await _executor(tmp, **overrides)
         timings: dict[int, list[float]] = {}
         turn = 0
         for mark in marks:

@@ -194,3 +194,39 @@ class TestFailurePaths:
         await wait_all(api, [await submit(api, session_id, "[[fail]] boom")])
         run = next(iter((await wait_all(api, [await submit(api, session_id, "What is 5 * 5?")])).values()))
         assert run["status"] == "completed" and "25" in run["response"]
+
+
+class TestTwoRunners:
+    async def test_two_runners_share_the_work_and_the_survivor_finishes_everything(self, stack, api):
+        second = await asyncio.to_thread(stack.add_service, "agent-runner-2", "agent_runner")
+        try:
+            def assignments() -> list[str]:
+                return [line for line in second.log_path.read_text().splitlines() if "ordered_consumer: assigned" in line]
+
+            deadline = time.monotonic() + 30  # the group rebalances onto two members
+            while not assignments():
+                assert second.alive() and time.monotonic() < deadline, "second runner never joined"
+                await asyncio.sleep(0.2)
+            first_assignment = assignments()[0]
+            assert 0 < first_assignment.count("agentos.run-commands.v1") < 8, "partitions were not shared"
+            sessions = await gather_limited([new_session(api) for _ in range(100)])
+            run_ids = await gather_limited([submit(api, s, "[[sleep:2000]] shared") for s in sessions])
+
+            async def running():
+                statuses = [(await api.get(f"{API}/runs/{r}/")).json()["status"] for r in run_ids[:30]]
+                return statuses.count("running")
+
+            deadline = time.monotonic() + 20
+            while await running() < 5:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.1)
+            stack.services["agent-runner"].kill()  # kill -9 one of the two
+            finished = await wait_all(api, run_ids, timeout=180)
+            assert all(run["status"] == "completed" for run in finished.values())
+            assert second.alive()
+            final_assignment = assignments()[-1]
+            assert final_assignment.count("agentos.run-commands.v1") == 8, "the survivor did not take over"
+        finally:
+            await asyncio.to_thread(stack.restart, "agent-runner")
+            second.stop()
+            stack.services.pop("agent-runner-2", None)

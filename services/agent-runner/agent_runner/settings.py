@@ -17,7 +17,7 @@ class RunnerSettings(BaseSettings):
     # Conversation memory (agno's db). Empty = SQLite file under AGENTOS_DATA_DIR.
     # Postgres: postgresql+psycopg_async://user@host/db (or postgresql://..., normalised).
     db_url: str = ""
-    history_runs: int = Field(100, ge=0, description="Earlier runs of a session put in the model's context.")
+    history_runs: int = Field(20, ge=0, description="Earlier runs of a session put in the model's context.")
     max_in_flight: int = Field(256, ge=1, description="Runs executing at once in this process.")
     run_deadline_s: float = Field(120.0, gt=0)
     max_tool_calls: int = Field(8, ge=0, description="Cap on tool calls per run (agno's loop has none).")
