@@ -82,6 +82,7 @@ async def start_runtime(
         store_content=settings.store_message_content,
         error_max_chars=settings.error_message_max_chars,
         retry=RetryPolicy(settings.retry_initial_backoff_ms / 1000, settings.retry_max_backoff_ms / 1000),
+        fault=_fault_from_file(settings.fault_file) if settings.fault_file else None,
     )
     runtime = Runtime(
         settings=settings,
@@ -177,6 +178,19 @@ BucketParam = Annotated[Literal["day", "hour"], Query(description="Series granul
 
 
 # -- app ------------------------------------------------------------------------------------------
+
+
+def _fault_from_file(path: str):
+    """Fault injection for resilience tests: inserts fail while ``path`` exists."""
+    from pathlib import Path
+
+    marker = Path(path)
+
+    def fault() -> None:
+        if marker.exists():
+            raise ConnectionError(f"injected ClickHouse insert failure ({marker} exists)")
+
+    return fault
 
 
 def create_app(

@@ -55,6 +55,9 @@ class MetricsSettings(BaseSettings):
     )
     retry_initial_backoff_ms: int = Field(100, ge=1, description="First wait after a failed insert.")
     retry_max_backoff_ms: int = Field(5000, ge=1, description="Longest wait between insert attempts.")
+    fault_file: str | None = Field(
+        None, description="Resilience testing only: while this file exists every ClickHouse insert fails."
+    )
     store_message_content: bool = Field(
         False, description="Store message text and session titles (off: only lengths are kept)."
     )
@@ -68,8 +71,10 @@ class MetricsSettings(BaseSettings):
     daily_retention_days: int = Field(0, ge=0, description="Daily aggregates (0 = for ever).")
 
     # -- Query API ------------------------------------------------------------------------------
+    # 1 s: a dashboard refreshing every few seconds still sees every event within ~1-2 s of
+    # it being published, while a burst of identical widget queries costs ClickHouse one query.
     query_cache_ttl_s: float = Field(
-        5.0, ge=0, description="How long one metrics answer is reused (0 = no cache)."
+        1.0, ge=0, description="How long one metrics answer is reused (0 = no cache)."
     )
     query_cache_max_entries: int = Field(1024, ge=1)
     max_days: int = Field(3650, ge=1, description="Longest window a metrics query may cover.")

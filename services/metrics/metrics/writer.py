@@ -94,8 +94,11 @@ class MetricsWriter:
         store_content: bool = False,
         error_max_chars: int = 2000,
         retry: RetryPolicy | None = None,
+        fault: Callable[[], None] | None = None,
     ) -> None:
         self._client = client
+        # Chaos hook: called before every insert; raising makes the insert fail (fault tests).
+        self._fault = fault
         self._database = database
         self._db = quote_database(database)
         self._store_content = store_content
@@ -145,6 +148,8 @@ class MetricsWriter:
         return [row for row in rows if row.event_id not in stored]
 
     def _insert(self, table: str, rows: list[Row], token: str) -> None:
+        if self._fault is not None:
+            self._fault()
         self._client.insert(
             table,
             [row.values for row in rows],
