@@ -21,7 +21,7 @@ import time
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.auth import Principal
+from gateway.auth import AUTH_CACHE, Principal
 from gateway.db.models import Agent, AuditLog, ChatSession, Subscription, TeamMembership
 from gateway.errors import NotFound
 
@@ -37,6 +37,7 @@ class AccessCache:
     def invalidate(self) -> None:
         self._generation += 1
         self._entries.clear()
+        AUTH_CACHE.clear()  # a revoked key or deactivated user must stop working at once
 
     def get(self, user_id: int) -> frozenset[str] | None:
         entry = self._entries.get(user_id)

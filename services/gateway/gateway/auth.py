@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from dataclasses import dataclass
 
 from fastapi import Request
@@ -45,14 +46,48 @@ def bearer_token(request: Request) -> str:
     return token.strip()
 
 
+class AuthCache:
+    """Key hash -> principal for ``ttl_s``: saves a database round trip on every request.
+    Revoking a key or deactivating a user clears it in this process at once; other gateway
+    replicas honour the change within ``ttl_s``."""
+
+    def __init__(self, ttl_s: float = 5.0, max_entries: int = 50_000) -> None:
+        self.ttl_s = ttl_s
+        self.max_entries = max_entries
+        self._entries: dict[str, tuple[float, Principal]] = {}
+
+    def get(self, key_hash: str) -> Principal | None:
+        entry = self._entries.get(key_hash)
+        if entry is None or time.monotonic() > entry[0]:
+            return None
+        return entry[1]
+
+    def put(self, key_hash: str, principal: Principal) -> None:
+        if len(self._entries) >= self.max_entries:
+            self._entries.clear()
+        self._entries[key_hash] = (time.monotonic() + self.ttl_s, principal)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+AUTH_CACHE = AuthCache()
+
+
 async def authenticate(db: AsyncSession, token: str) -> Principal:
+    key_hash = hash_api_key(token)
+    cached = AUTH_CACHE.get(key_hash)
+    if cached is not None:
+        return cached
     row = (
         await db.execute(
             select(User.id, User.email, User.is_admin)
             .join(ApiKey, ApiKey.user_id == User.id)
-            .where(ApiKey.key_hash == hash_api_key(token), ApiKey.revoked_at.is_(None), User.is_active.is_(True))
+            .where(ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None), User.is_active.is_(True))
         )
     ).first()
     if row is None:
         raise AuthenticationError("Invalid or revoked API key", headers={"WWW-Authenticate": "Bearer"})
-    return Principal(id=row.id, email=row.email, is_admin=row.is_admin)
+    principal = Principal(id=row.id, email=row.email, is_admin=row.is_admin)
+    AUTH_CACHE.put(key_hash, principal)
+    return principal

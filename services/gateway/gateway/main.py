@@ -6,9 +6,7 @@ import logging
 from contextlib import asynccontextmanager
 
 import httpx
-from fastapi import FastAPI, Request
-from starlette.middleware.base import BaseHTTPMiddleware
-from starlette.responses import Response
+from fastapi import FastAPI
 
 from gateway.db.engine import make_engine, make_sessionmaker, migrate
 from gateway.errors import error_response, install_error_handlers
@@ -30,30 +28,66 @@ log = logging.getLogger("gateway")
 VERSION = "0.1.0"
 
 
-class BodyLimitAndCorrelation(BaseHTTPMiddleware):
-    """Rejects oversize bodies before they are read and tags each request with a correlation
-    id (``X-Request-ID`` if the client sent one) that follows it through Kafka."""
+class _TooLarge(Exception):
+    pass
+
+
+class BodyLimitAndCorrelation:
+    """Pure ASGI middleware (BaseHTTPMiddleware costs a task and a stream per request).
+
+    Rejects bodies over ``max_body_bytes`` — by Content-Length before reading, and while
+    reading for chunked bodies — and tags each request with a correlation id (``X-Request-ID``
+    if the client sent a sane one) that follows it through Kafka and comes back in the response.
+    """
 
     def __init__(self, app, max_body_bytes: int) -> None:
-        super().__init__(app)
+        self.app = app
         self.max_body_bytes = max_body_bytes
 
-    async def dispatch(self, request: Request, call_next) -> Response:
-        length = request.headers.get("content-length")
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        length = headers.get(b"content-length")
         if length is not None:
             if not length.isdigit():
-                return error_response(400, "Invalid Content-Length", "bad_request")
+                await error_response(400, "Invalid Content-Length", "bad_request")(scope, receive, send)
+                return
             if int(length) > self.max_body_bytes:
-                return error_response(413, f"Request body larger than {self.max_body_bytes} bytes", "payload_too_large")
-        elif request.method in ("POST", "PUT", "PATCH") and request.headers.get("transfer-encoding"):
-            body = await request.body()
-            if len(body) > self.max_body_bytes:
-                return error_response(413, f"Request body larger than {self.max_body_bytes} bytes", "payload_too_large")
-        incoming = request.headers.get("x-request-id", "")
-        request.state.correlation_id = incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else new_id()
-        response = await call_next(request)
-        response.headers["X-Request-ID"] = request.state.correlation_id
-        return response
+                await self._too_large()(scope, receive, send)
+                return
+        incoming = headers.get(b"x-request-id", b"").decode("latin-1")
+        correlation_id = incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else new_id()
+        scope.setdefault("state", {})["correlation_id"] = correlation_id
+        received = 0
+        started = False
+
+        async def limited_receive():
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    raise _TooLarge
+            return message
+
+        async def tagged_send(message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                message = {**message, "headers": [*message.get("headers", []),
+                                                  (b"x-request-id", correlation_id.encode())]}
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tagged_send)
+        except _TooLarge:
+            if not started:
+                await self._too_large()(scope, receive, send)
+
+    def _too_large(self):
+        return error_response(413, f"Request body larger than {self.max_body_bytes} bytes", "payload_too_large")
 
 
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:

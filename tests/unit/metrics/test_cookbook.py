@@ -24,6 +24,7 @@ import pytest
 import pytest_asyncio
 
 import metrics_recount as rc
+from metrics.migrate import quote_database
 from metrics.queries import AnalystSQL, SqlLimits, iso
 from metrics.rows import rows_for
 from metrics.testing import drop_database, fresh_database, generate_events
@@ -117,8 +118,12 @@ async def cookbook_db(ch_client):
     assert writer.stats.duplicate_rows > 0
     # A copy of the latest failure that got past the duplicate filter (only ReplacingMergeTree
     # can collapse it, on merge): run_errors_raw feeds no aggregate, so only raw reads see it.
+    # Merges are stopped so that the copy stays there, as it would until the next merge.
+    ch_client.command(f"SYSTEM STOP MERGES {quote_database(db)}.run_errors_raw")
     latest_failure = max((e for e in EVENTS if isinstance(e, RunFailed)), key=lambda e: e.occurred_at)
     writer._insert("run_errors_raw", rows_for(latest_failure), "cookbook-slipped-duplicate")
+    rows, ids = ch_client.query(f"SELECT count(), uniqExact(event_id) FROM {quote_database(db)}.run_errors_raw").result_rows[0]
+    assert rows == ids + 1
     yield db
     drop_database(ch_client, db)
 
@@ -401,6 +406,16 @@ def test_the_checked_recipes_are_in_the_cookbook():
     assert set(CHECKS) <= set(RECIPES), set(CHECKS) - set(RECIPES)
     for name in ("cost-per-user-per-day", "tokens-per-agent-model-day", "errors-per-hour-by-type"):
         assert name in CHECKS
+
+
+_RAW_READ = re.compile(r"\bFROM\s+(\w+_raw)\b(?:\s+AS\s+\w+)?(\s+FINAL\b)?", re.IGNORECASE)
+
+
+@pytest.mark.parametrize("name", list(RECIPES))
+def test_raw_table_reads_are_exact_after_a_redelivery(name):
+    # The doc's rule: a raw table is read with FINAL, or counted with uniqExact(event_id).
+    for table, final in _RAW_READ.findall(RECIPES[name]):
+        assert final or "uniqExact(event_id)" in RECIPES[name], f"{name}: {table} without FINAL"
 
 
 @pytest.mark.parametrize("name", list(RECIPES))
