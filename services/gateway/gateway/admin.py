@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gateway.auth import generate_api_key, hash_api_key
 from gateway.db.models import Agent, ApiKey, AuditLog, Subscription, Team, TeamMembership, User, WebhookSource
 from gateway.errors import Conflict, NotFound, ValidationFailed
+from gateway.validation import MAX_INT, StrictBody
 from gateway.webhooks import new_secret
 from shared.catalogue import InvalidAgentDefinition, parse_model_spec, validate_tool_names
 
@@ -39,8 +40,8 @@ def _check_tools(v: list[str] | None) -> list[str] | None:
     return v
 
 
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+class _In(StrictBody):
+    pass
 
 
 class UserIn(_In):
@@ -58,7 +59,7 @@ class TeamIn(_In):
 
 
 class MembershipIn(_In):
-    user_id: int = Field(ge=1)
+    user_id: int = Field(ge=1, le=MAX_INT)
     role: Literal["member", "owner"] = "member"
 
 
@@ -72,7 +73,7 @@ class AgentIn(_In):
     capabilities: list[str] = Field(default_factory=list, max_length=20)
     options: dict[str, Any] = Field(default_factory=dict)
     visibility: Literal["global", "team", "subscription"] = "global"
-    team_id: int | None = None
+    team_id: int | None = Field(None, ge=1, le=MAX_INT)
     is_active: bool = True
 
     _model = field_validator("model")(_check_model)
@@ -88,21 +89,31 @@ class AgentUpdate(_In):
     capabilities: list[str] | None = Field(None, max_length=20)
     options: dict[str, Any] | None = None
     visibility: Literal["global", "team", "subscription"] | None = None
-    team_id: int | None = None
+    team_id: int | None = Field(None, ge=1, le=MAX_INT)
     is_active: bool | None = None
 
     _model = field_validator("model")(_check_model)
     _tools = field_validator("tools")(_check_tools)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nulls(cls, data):
+        # Only team_id may be cleared; null for anything else is a mistake, not "unset".
+        if isinstance(data, dict):
+            nulls = sorted(k for k, v in data.items() if v is None and k != "team_id")
+            if nulls:
+                raise ValueError(f"{', '.join(nulls)}: may not be null")
+        return data
+
 
 class SubscriptionIn(_In):
-    user_id: int = Field(ge=1)
+    user_id: int = Field(ge=1, le=MAX_INT)
     agent_id: str = Field(min_length=1, max_length=64)
 
 
 class WebhookSourceIn(_In):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
-    user_id: int = Field(ge=1, description="The user this source acts for.")
+    user_id: int = Field(ge=1, le=MAX_INT, description="The user this source acts for.")
 
 
 def user_out(u: User) -> dict[str, Any]:

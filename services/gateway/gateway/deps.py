@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.auth import Principal, authenticate, bearer_token
@@ -19,7 +20,12 @@ async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
 Db = Annotated[AsyncSession, Depends(get_db)]
 
 
-async def current_user(request: Request, db: Db) -> Principal:
+# Declares the scheme in OpenAPI; the check itself (and its error envelope) is ours.
+_bearer = HTTPBearer(auto_error=False, description="An AgentOS API key: `Authorization: Bearer aos_...`")
+
+
+async def current_user(request: Request, db: Db,
+                       _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None) -> Principal:
     token = bearer_token(request)
     user = await authenticate(db, token)
     request.state.user = user

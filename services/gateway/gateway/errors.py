@@ -133,3 +133,12 @@ def json_body_or_error(raw: bytes) -> Any:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise ApiError("Invalid JSON in request body", error_type="invalid_json") from exc
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses=`` entries: every listed status answers in the error envelope."""
+    text = {400: "Invalid JSON, missing fields or a bad request", 401: "No or invalid API key",
+            403: "Not allowed (admin only)", 404: "Not found, or not yours", 409: "Conflict or replay",
+            413: "Body too large", 422: "Validation failed", 429: "Rate limited (see Retry-After)",
+            503: "A dependency (Kafka, metrics) is unavailable", 504: "The run did not finish in time"}
+    return {code: {"model": ErrorEnvelope, "description": text.get(code, "Error")} for code in codes}

@@ -48,6 +48,9 @@ class BodyLimitAndCorrelation:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if "\x00" in scope.get("path", "") or b"%00" in (scope.get("query_string") or b"").lower():
+            await error_response(400, "NUL characters are not allowed in the URL", "bad_request")(scope, receive, send)
+            return
         headers = dict(scope.get("headers") or [])
         length = headers.get(b"content-length")
         if length is not None:

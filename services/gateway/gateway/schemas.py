@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from gateway.db.models import Agent
+from gateway.validation import StrictBody
 
 MAX_ID = 64
 
@@ -18,8 +19,8 @@ def iso(dt: datetime | None) -> str | None:
     return dt.strftime("%Y-%m-%dT%H:%M:%SZ") if dt.tzinfo is None or dt.utcoffset().total_seconds() == 0 else dt.isoformat()
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+class Strict(StrictBody):
+    pass
 
 
 class AgentOut(BaseModel):

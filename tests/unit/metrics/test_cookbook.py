@@ -89,7 +89,9 @@ def failure_burst() -> list:
     return out
 
 
-EVENTS = generate_events(seed=23, sessions=100, users=7, agents=3, start=START, span=timedelta(days=3)) + failure_burst()
+EVENTS = generate_events(
+    seed=23, sessions=100, users=7, agents=3, start=START, span=timedelta(days=3)
+) + failure_burst()
 assert len({e.event_id for e in EVENTS}) == len(EVENTS)
 USAGE = [e for e in EVENTS if isinstance(e, UsageRecorded)]
 FAILED = [u for u in USAGE if u.status == "failed"]
@@ -122,7 +124,8 @@ async def cookbook_db(ch_client):
     ch_client.command(f"SYSTEM STOP MERGES {quote_database(db)}.run_errors_raw")
     latest_failure = max((e for e in EVENTS if isinstance(e, RunFailed)), key=lambda e: e.occurred_at)
     writer._insert("run_errors_raw", rows_for(latest_failure), "cookbook-slipped-duplicate")
-    rows, ids = ch_client.query(f"SELECT count(), uniqExact(event_id) FROM {quote_database(db)}.run_errors_raw").result_rows[0]
+    stored = f"SELECT count(), uniqExact(event_id) FROM {quote_database(db)}.run_errors_raw"
+    rows, ids = ch_client.query(stored).result_rows[0]
     assert rows == ids + 1
     yield db
     drop_database(ch_client, db)
@@ -166,7 +169,9 @@ def check_cost_per_user_per_day(rows):
     for key, w in want.items():
         g = got[key]
         assert close(g["cost"], w["cost"]), (key, g, w)
-        assert (g["total_runs"], g["priced"], g["unpriced_runs"]) == (w["runs"], w["priced"], w["runs"] - w["priced"]), key
+        assert (g["total_runs"], g["priced"], g["unpriced_runs"]) == (
+            w["runs"], w["priced"], w["runs"] - w["priced"]
+        ), key
     assert sum(w["runs"] - w["priced"] for w in want.values()) > 0  # the unpriced column was exercised
 
 
@@ -359,7 +364,9 @@ def check_unpriced_usage(rows):
 
 def check_last_failed_runs(rows):
     usage = {u.run_id: u for u in FAILED}
-    failures = sorted((e for e in EVENTS if isinstance(e, RunFailed)), key=lambda e: (-e.occurred_at.timestamp(), e.run_id))
+    failures = sorted(
+        (e for e in EVENTS if isinstance(e, RunFailed)), key=lambda e: (-e.occurred_at.timestamp(), e.run_id)
+    )
     assert len(failures) > 50  # the LIMIT is exercised
     want = [
         {
@@ -378,7 +385,8 @@ def check_reconcile_raw_vs_aggregates(rows):
     got = {r["day"]: r for r in rows}
     assert got.keys() == want.keys()
     for d, n in want.items():
-        assert (got[d]["raw_rows"], got[d]["raw_runs"], got[d]["aggregated_runs"], got[d]["difference"]) == (n, n, n, 0), d
+        g = got[d]
+        assert (g["raw_rows"], g["raw_runs"], g["aggregated_runs"], g["difference"]) == (n, n, n, 0), d
 
 
 CHECKS = {

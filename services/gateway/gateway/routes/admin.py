@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 
 from gateway.admin import (
     AdminService,
@@ -21,9 +21,12 @@ from gateway.admin import (
 from gateway.auth import Principal
 from gateway.db.models import AuditLog
 from gateway.deps import Db, current_user
-from gateway.errors import PermissionDenied
+from gateway.errors import PermissionDenied, error_responses
+from gateway.validation import MAX_INT
 
-router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
+router = APIRouter(prefix="/api/v1/admin", tags=["admin"], responses=error_responses(400, 401, 403, 404, 409, 413, 422, 429))
+
+Id = Annotated[int, Path(ge=1, le=MAX_INT)]
 
 
 async def require_admin(request: Request, db: Db, user: Annotated[Principal, Depends(current_user)]) -> Principal:
@@ -56,17 +59,17 @@ async def list_users(svc: Svc) -> list[dict[str, Any]]:
 
 
 @router.post("/users/{user_id}/deactivate/")
-async def deactivate_user(user_id: int, svc: Svc) -> dict[str, Any]:
+async def deactivate_user(user_id: Id, svc: Svc) -> dict[str, Any]:
     return await svc.deactivate_user(user_id)
 
 
 @router.post("/users/{user_id}/api-keys/", status_code=201, summary="Issue an API key (shown once)")
-async def create_api_key(user_id: int, body: ApiKeyIn, svc: Svc) -> dict[str, Any]:
+async def create_api_key(user_id: Id, body: ApiKeyIn, svc: Svc) -> dict[str, Any]:
     return await svc.create_api_key(user_id, body)
 
 
 @router.delete("/api-keys/{key_id}/", summary="Revoke an API key")
-async def revoke_api_key(key_id: int, svc: Svc) -> dict[str, Any]:
+async def revoke_api_key(key_id: Id, svc: Svc) -> dict[str, Any]:
     return await svc.revoke_api_key(key_id)
 
 
@@ -76,12 +79,12 @@ async def create_team(body: TeamIn, svc: Svc) -> dict[str, Any]:
 
 
 @router.post("/teams/{team_id}/members/", status_code=201)
-async def add_member(team_id: int, body: MembershipIn, svc: Svc) -> dict[str, Any]:
+async def add_member(team_id: Id, body: MembershipIn, svc: Svc) -> dict[str, Any]:
     return await svc.add_member(team_id, body)
 
 
 @router.delete("/teams/{team_id}/members/{user_id}/")
-async def remove_member(team_id: int, user_id: int, svc: Svc) -> dict[str, Any]:
+async def remove_member(team_id: Id, user_id: Id, svc: Svc) -> dict[str, Any]:
     return await svc.remove_member(team_id, user_id)
 
 
@@ -91,7 +94,7 @@ async def create_agent(body: AgentIn, svc: Svc) -> dict[str, Any]:
 
 
 @router.patch("/agents/{agent_id}/", summary="Change an agent (bumps its version)")
-async def update_agent(agent_id: str, body: AgentUpdate, svc: Svc) -> dict[str, Any]:
+async def update_agent(agent_id: Annotated[str, Path(max_length=64)], body: AgentUpdate, svc: Svc) -> dict[str, Any]:
     return await svc.update_agent(agent_id, body)
 
 
@@ -106,7 +109,7 @@ async def create_subscription(body: SubscriptionIn, svc: Svc) -> dict[str, Any]:
 
 
 @router.post("/subscriptions/{sub_id}/cancel/")
-async def cancel_subscription(sub_id: int, svc: Svc) -> dict[str, Any]:
+async def cancel_subscription(sub_id: Id, svc: Svc) -> dict[str, Any]:
     return await svc.set_subscription_status(sub_id, "cancelled")
 
 

@@ -4,6 +4,7 @@ such an API needs: one session with its messages, rename/delete, a run's status,
 from __future__ import annotations
 
 import math
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -17,7 +18,7 @@ from gateway.auth import Principal
 from gateway.db.models import Agent, ChatSession, Message, Run
 from gateway.deps import Db, User
 from gateway.ratelimit import check_concurrent_runs
-from gateway.errors import ApiError, GatewayTimeout, NotFound, ValidationFailed, json_body_or_error
+from gateway.errors import ApiError, GatewayTimeout, NotFound, ValidationFailed, error_responses, json_body_or_error
 from gateway.schemas import (
     AgentOut,
     AgentsOut,
@@ -38,7 +39,7 @@ from gateway.schemas import (
 )
 from shared.events import SessionCreated, SessionDeleted, new_id
 
-router = APIRouter(prefix="/api/v1/agentos", tags=["agentos"])
+router = APIRouter(prefix="/api/v1/agentos", tags=["agentos"], responses=error_responses(400, 401, 404, 413, 422, 429, 503))
 
 Mode = Literal["wait", "async", "stream"]
 
@@ -262,7 +263,7 @@ async def run_stream(request: Request, run_id: str, db: Db, user: User,
     if last_event_id is not None:
         if last_event_id == "done":
             last_seq = 1 << 30
-        elif last_event_id.lstrip("-").isdigit():
+        elif re.fullmatch(r"-?[0-9]{1,9}", last_event_id):
             last_seq = int(last_event_id)
         else:
             raise ValidationFailed("Last-Event-ID must be a chunk sequence number")
@@ -305,7 +306,24 @@ async def main_get(db: Db, user: User, action: Annotated[str, Query(max_length=3
     raise ApiError(f"Unknown action {action!r}; GET supports info, agents", error_type="invalid_action")
 
 
-@router.post("/", summary="Main API (POST actions: send_message, create_session)")
+_MAIN_POST_BODY = {
+    "required": True,
+    "content": {"application/json": {"schema": {
+        "type": "object", "required": ["action"],
+        "properties": {
+            "action": {"type": "string", "enum": ["send_message", "create_session"]},
+            "agent_id": {"type": "string", "maxLength": 64},
+            "session_id": {"type": "string", "maxLength": 64, "description": "send_message only"},
+            "message": {"type": "string", "maxLength": 32000, "description": "send_message only"},
+            "context": {"type": "object", "description": "send_message only"},
+            "title": {"type": "string", "maxLength": 200, "description": "create_session only"},
+        },
+    }}},
+}
+
+
+@router.post("/", summary="Main API (POST actions: send_message, create_session)",
+             openapi_extra={"requestBody": _MAIN_POST_BODY})
 async def main_post(request: Request, db: Db, user: User,
                     mode: Annotated[Mode, Query()] = "wait",
                     idempotency_key: Annotated[str | None, Header(max_length=200)] = None) -> Any:

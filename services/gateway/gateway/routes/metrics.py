@@ -10,15 +10,16 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import httpx
-from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Path, Query, Request
+from pydantic import Field
 
 from gateway.access import get_usable_agent
 from gateway.db.models import Agent
 from gateway.deps import Db, User
-from gateway.errors import ApiError, NotFound, PermissionDenied, ServiceUnavailable
+from gateway.errors import ApiError, NotFound, PermissionDenied, ServiceUnavailable, error_responses
+from gateway.validation import StrictBody
 
-router = APIRouter(prefix="/api/v1/agentos/metrics", tags=["metrics"])
+router = APIRouter(prefix="/api/v1/agentos/metrics", tags=["metrics"], responses=error_responses(400, 401, 403, 404, 422, 429, 503))
 
 Days = Annotated[int, Query(ge=1, le=3650, description="Look-back window in days (ignored when from/to are given)")]
 From = Annotated[datetime | None, Query(alias="from", description="Window start (ISO 8601)")]
@@ -57,7 +58,7 @@ async def _query(request: Request, path: str, params: dict[str, Any]) -> Any:
 
 
 @router.get("/agents/{agent_id}/", summary="Usage and performance of one agent")
-async def agent_metrics(request: Request, agent_id: str, db: Db, user: User, days: Days = 30, from_: From = None,
+async def agent_metrics(request: Request, agent_id: Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")], db: Db, user: User, days: Days = 30, from_: From = None,
                         to: To = None, bucket: Bucket = "day") -> Any:
     """Admins see every user's usage of the agent; other users see their own usage of agents
     they may use."""
@@ -74,7 +75,9 @@ async def agent_metrics(request: Request, agent_id: str, db: Db, user: User, day
 
 
 @router.get("/users/{user_ref}/", summary="Usage of one user ('me' for the caller)")
-async def user_metrics(request: Request, user_ref: str, user: User, days: Days = 30, from_: From = None,
+async def user_metrics(request: Request, user: User,
+                       user_ref: Annotated[str, Path(pattern=r"^(me|[1-9][0-9]{0,9})$",
+                                                     description="A user id, or `me`")], days: Days = 30, from_: From = None,
                        to: To = None, bucket: Bucket = "day") -> Any:
     target = str(user.id) if user_ref == "me" else user_ref
     if target != str(user.id) and not user.is_admin:
@@ -83,8 +86,7 @@ async def user_metrics(request: Request, user_ref: str, user: User, days: Days =
     return await _query(request, f"/v1/metrics/users/{target}", _params(days, from_, to, bucket))
 
 
-class SqlIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class SqlIn(StrictBody):
     query: str = Field(min_length=1, max_length=20_000)
 
 

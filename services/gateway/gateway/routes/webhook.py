@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 
@@ -14,16 +14,23 @@ from gateway.access import get_usable_agent
 from gateway.auth import Principal
 from gateway.db.models import ChatSession, User, WebhookDelivery, WebhookSource
 from gateway.deps import Db
-from gateway.errors import ApiError, AuthenticationError, Conflict, ValidationFailed, json_body_or_error
+from gateway.errors import (
+    ApiError,
+    AuthenticationError,
+    Conflict,
+    ValidationFailed,
+    error_responses,
+    json_body_or_error,
+)
 from gateway.routes.agentos import get_owned_session
+from gateway.validation import StrictBody
 from gateway.webhooks import callback_url_allowed, verify
 from shared.events import SessionCreated, new_id
 
-router = APIRouter(tags=["webhook"])
+router = APIRouter(tags=["webhook"], responses=error_responses(400, 401, 404, 409, 413, 422, 503))
 
 
-class MessageReceived(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+class MessageReceived(StrictBody):
     agent_id: str = Field(min_length=1, max_length=64)
     session_id: str | None = Field(None, max_length=64, description="Omit to start a new session.")
     message: str = Field(min_length=1, max_length=32_000)
@@ -32,13 +39,16 @@ class MessageReceived(BaseModel):
     title: str = Field("Webhook", max_length=200)
 
 
-class WebhookIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class WebhookIn(StrictBody):
     event: Literal["message_received"]
     data: dict[str, Any]
 
 
-@router.post("/agentos/webhook/", summary="Signed webhook for external producers (no API key)")
+@router.post("/agentos/webhook/", summary="Signed webhook for external producers (no API key)",
+             openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
+                 "type": "object", "required": ["event", "data"],
+                 "properties": {"event": {"type": "string", "enum": ["message_received"]},
+                                "data": MessageReceived.model_json_schema()}}}}}})
 async def webhook(request: Request, db: Db) -> dict[str, Any]:
     """Headers: `webhook-source`, `webhook-id`, `webhook-timestamp`, `webhook-signature`
     (Standard Webhooks, HMAC-SHA256). Event `message_received` runs an agent for the user the
