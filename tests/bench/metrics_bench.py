@@ -722,6 +722,42 @@ def _raw_queries_class():
                 FROM {db}.usage_raw WHERE {where}
             )"""
 
+        # The three answers composed as queries.py did before the rollups (totals, groups and
+        # series as separate statements), over the raw tables.
+        def _agent(self, agent_id, window, user_id):
+            from metrics.queries import _errors_by_type
+            from metrics.queries import counters as shape
+
+            where, params = self._where(window, agent_id=agent_id, user_id=user_id)
+            totals = self._totals(window, where, params)
+            return {"agent_id": agent_id, "user_id": user_id, **window.describe(), "totals": shape(totals),
+                    "errors_by_type": _errors_by_type(totals),
+                    "by_model": self._groups(window, where, params, "model"),
+                    "series": self._series(window, where, params)}
+
+        def _user(self, user_id, window):
+            from metrics.queries import _errors_by_type
+            from metrics.queries import counters as shape
+
+            where, params = self._where(window, user_id=user_id)
+            totals = self._totals(window, where, params)
+            return {"user_id": user_id, **window.describe(), "totals": shape(totals),
+                    "errors_by_type": _errors_by_type(totals),
+                    "by_agent": self._groups(window, where, params, "agent_id"),
+                    "by_model": self._groups(window, where, params, "model"),
+                    "series": self._series(window, where, params)}
+
+        def _system(self, window, top):
+            from metrics.queries import _errors_by_type
+            from metrics.queries import counters as shape
+
+            where, params = self._where(window)
+            totals = self._totals(window, where, params)
+            return {**window.describe(), "totals": shape(totals), "errors_by_type": _errors_by_type(totals),
+                    "top_agents": self._groups(window, where, params, "agent_id", limit=top),
+                    "by_model": self._groups(window, where, params, "model"),
+                    "series": self._series(window, where, params)}
+
         def _totals(self, window, where, params):
             return self._rows(f"SELECT {counters} FROM {self._source(window, where)}", params)[0]
 

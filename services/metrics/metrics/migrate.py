@@ -116,13 +116,18 @@ def migrate(client: Client, database: str) -> list[int]:
 #: table -> TTL column. Raw rows expire by ingestion time: a late or replayed event must stay
 #: in the duplicate filter for the whole retention, whatever its occurred_at.
 RAW_TABLES = ("sessions_raw", "messages_raw", "usage_raw", "run_errors_raw")
+#: Aggregates (per-user tables of 0002 and the rollups of 0004), by grain: same retention.
+HOURLY_TABLES = ("metrics_hourly", "metrics_user_hourly", "metrics_agent_hourly", "metrics_system_hourly")
+DAILY_TABLES = ("metrics_daily", "metrics_user_daily", "metrics_agent_daily", "metrics_system_daily")
 _TTL = re.compile(r"\bTTL\s+(\w+)\s*\+\s*toIntervalDay\((\d+)\)")
 
 
 def retention_plan(raw_days: int, hourly_days: int, daily_days: int) -> dict[str, tuple[str, int]]:
     plan = {table: ("ingested_at", raw_days) for table in RAW_TABLES}
-    plan["metrics_hourly"] = ("bucket", hourly_days)
-    plan["metrics_daily"] = ("bucket", daily_days)
+    for table in HOURLY_TABLES:
+        plan[table] = ("bucket", hourly_days)
+    for table in DAILY_TABLES:
+        plan[table] = ("bucket", daily_days)
     return plan
 
 

@@ -1,8 +1,21 @@
 """The query API's SQL: agent, user and system metrics from the hourly/daily aggregates, and
 the read-only SQL endpoint for analysts.
 
-Metrics queries read only ``metrics_hourly`` / ``metrics_daily`` (never the raw tables), so
-their cost grows with buckets x agents x users x models, not with events.
+Metrics queries never read the raw tables, and each picks the aggregate keyed for it
+(migration 0004), so its cost grows with the rows of *its* key in the window, not with events:
+
+| view                          | table (``_hourly`` / ``_daily``)  | key                               |
+|-------------------------------|-----------------------------------|-----------------------------------|
+| agent, no user filter         | ``metrics_agent_*``               | agent_id, bucket, model           |
+| agent restricted to a user    | ``metrics_user_*``                | user_id, bucket, agent_id, model  |
+| user                          | ``metrics_user_*``                | user_id, bucket, agent_id, model  |
+| system (totals/models/series) | ``metrics_system_*``              | bucket, model                     |
+| system top agents             | ``metrics_agent_*``               | agent_id, bucket, model           |
+
+One statement per API call: totals, series and every breakdown are branches of one
+``UNION ALL`` (tagged by ``k``), shaped here. Counts, sums and cost are exact everywhere;
+p50/p95/p99 come from t-digests in ``metrics_agent_*`` / ``metrics_system_*`` (approximate)
+and from reservoir states (exact up to 8192 values) in ``metrics_user_*``.
 
 Window semantics: a window is ``[from, to)``; ``from`` is floored to the start of its bucket
 (hour or day, UTC) and every bucket that starts before ``to`` is included, so totals always
@@ -35,6 +48,7 @@ from metrics.rows import EARLIEST, LATEST
 Bucket = Literal["day", "hour"]
 BUCKET_STEP: dict[str, timedelta] = {"day": timedelta(days=1), "hour": timedelta(hours=1)}
 BUCKET_TABLE: dict[str, str] = {"day": "metrics_daily", "hour": "metrics_hourly"}
+GRAIN: dict[str, str] = {"day": "daily", "hour": "hourly"}
 
 
 class InvalidQuery(ValueError):
@@ -121,6 +135,9 @@ def resolve_window(
 
 # Aliases carry a c_ prefix: ClickHouse aliases are visible in the whole query and must not
 # shadow the columns that the aggregate functions read (e.g. `runs` in uniqMergeIf).
+# _COUNTERS_SQL: per-user tables (metrics_hourly/daily, metrics_user_*): reservoir quantiles,
+# active users = users of the rows with runs. _ROLLUP_COUNTERS_SQL: metrics_agent_* /
+# metrics_system_* (no user_id): t-digest quantiles and an active_users state of their own.
 _COUNTERS_SQL = """
     sum(sessions) AS c_sessions,
     sum(user_messages) AS c_user_messages,
@@ -146,6 +163,11 @@ _COUNTERS_SQL = """
     uniqMerge(users) AS c_unique_users,
     uniqMergeIf(users, runs > 0) AS c_active_users,
     sumMap(errors_by_type) AS c_errors_by_type"""
+
+_ROLLUP_COUNTERS_SQL = (
+    _COUNTERS_SQL.replace("quantilesMerge(", "quantilesTDigestMerge(")
+    .replace("uniqMergeIf(users, runs > 0)", "uniqMerge(active_users)")
+)
 
 #: The counters of every totals / group / series entry, in response order.
 COUNTER_FIELDS = (
@@ -279,40 +301,46 @@ class MetricsQueries:
 
     def _agent(self, agent_id: str, window: Window, user_id: str | None) -> dict[str, Any]:
         where, params = self._where(window, agent_id=agent_id, user_id=user_id)
-        totals = self._totals(window, where, params)
+        family = "agent" if user_id is None else "user"
+        got = self._report(window, [_Part(family, where, (("model", "model", None),))], params)
         return {
             "agent_id": agent_id,
             "user_id": user_id,
             **window.describe(),
-            "totals": counters(totals),
-            "errors_by_type": _errors_by_type(totals),
-            "by_model": self._groups(window, where, params, "model"),
-            "series": self._series(window, where, params),
+            "totals": counters(got.totals),
+            "errors_by_type": _errors_by_type(got.totals),
+            "by_model": got.groups["model"],
+            "series": got.series,
         }
 
     def _user(self, user_id: str, window: Window) -> dict[str, Any]:
         where, params = self._where(window, user_id=user_id)
-        totals = self._totals(window, where, params)
+        part = _Part("user", where, (("agent_id", "agent_id", None), ("model", "model", None)))
+        got = self._report(window, [part], params)
         return {
             "user_id": user_id,
             **window.describe(),
-            "totals": counters(totals),
-            "errors_by_type": _errors_by_type(totals),
-            "by_agent": self._groups(window, where, params, "agent_id"),
-            "by_model": self._groups(window, where, params, "model"),
-            "series": self._series(window, where, params),
+            "totals": counters(got.totals),
+            "errors_by_type": _errors_by_type(got.totals),
+            "by_agent": got.groups["agent_id"],
+            "by_model": got.groups["model"],
+            "series": got.series,
         }
 
     def _system(self, window: Window, top: int) -> dict[str, Any]:
         where, params = self._where(window)
-        totals = self._totals(window, where, params)
+        parts = [
+            _Part("system", where, (("model", "model", None),)),
+            _Part("agent", where, (("top", "agent_id", int(top)),), totals=False),
+        ]
+        got = self._report(window, parts, params)
         return {
             **window.describe(),
-            "totals": counters(totals),
-            "errors_by_type": _errors_by_type(totals),
-            "top_agents": self._groups(window, where, params, "agent_id", limit=top),
-            "by_model": self._groups(window, where, params, "model"),
-            "series": self._series(window, where, params),
+            "totals": counters(got.totals),
+            "errors_by_type": _errors_by_type(got.totals),
+            "top_agents": got.groups["top"],
+            "by_model": got.groups["model"],
+            "series": got.series,
         }
 
     def _where(self, window: Window, *, agent_id: str | None = None, user_id: str | None = None):
@@ -329,40 +357,95 @@ class MetricsQueries:
     def _rows(self, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
         return list(self._client.query(sql, parameters=params).named_results())
 
-    def _table(self, window: Window) -> str:
-        return f"{self._db}.{BUCKET_TABLE[window.bucket]}"
+    def _table(self, window: Window, family: str = "") -> str:
+        if not family:
+            return f"{self._db}.{BUCKET_TABLE[window.bucket]}"
+        return f"{self._db}.metrics_{family}_{GRAIN[window.bucket]}"
 
-    def _totals(self, window: Window, where: str, params: dict[str, Any]) -> dict[str, Any]:
-        return self._rows(f"SELECT {_COUNTERS_SQL} FROM {self._table(window)} WHERE {where}", params)[0]
-
-    def _groups(
-        self, window: Window, where: str, params: dict[str, Any], column: str, *, limit: int | None = None
-    ) -> list[dict[str, Any]]:
-        # Sessions carry no model: the '' model group would only hold them.
-        having = "HAVING g != ''" if column == "model" else ""
-        limit_sql = f"LIMIT {int(limit)}" if limit else ""
-        sql = (
-            f"SELECT {column} AS g, {_COUNTERS_SQL} FROM {self._table(window)} WHERE {where} "
-            f"GROUP BY g {having} "
-            f"ORDER BY c_runs DESC, c_user_messages + c_assistant_messages DESC, c_sessions DESC, g "
-            f"{limit_sql}"
-        )
-        return [
-            {column: row["g"], **counters(row), "errors_by_type": _errors_by_type(row)}
-            for row in self._rows(sql, params)
-        ]
-
-    def _series(self, window: Window, where: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-        sql = (
-            f"SELECT bucket AS b, {_COUNTERS_SQL} FROM {self._table(window)} WHERE {where} "
-            "GROUP BY b ORDER BY b"
-        )
-        found = {_utc(row["b"]): row for row in self._rows(sql, params)}
-        empty = _EMPTY_ROW
-        return [
-            {"bucket_start": iso(start), **counters(found.get(start, empty))}
+    def _report(self, window: Window, parts: list[_Part], params: dict[str, Any]) -> _Report:
+        """Totals, series and the groups of ``parts`` in one statement (UNION ALL, one branch
+        each, tagged by ``k``). The first part with ``totals`` gives totals and series."""
+        branches: list[str] = []
+        zero = "toDateTime(0, 'UTC')"
+        for index, part in enumerate(parts):
+            table = self._table(window, part.family)
+            cols = _COUNTERS_SQL if part.family == "user" else _ROLLUP_COUNTERS_SQL
+            if part.totals:
+                branches.append(f"SELECT 't' AS k, '' AS g, {zero} AS b, {cols} FROM {table} WHERE {part.where}")
+                branches.append(
+                    f"SELECT 's' AS k, '' AS g, bucket AS b, {cols} FROM {table} WHERE {part.where} GROUP BY b"
+                )
+            for name, column, limit in part.groups:
+                # Sessions carry no model: the '' model group would only hold them.
+                having = "HAVING g != ''" if column == "model" else ""
+                only = ""
+                if limit is not None:
+                    # Rank on the exact counters first; quantiles are merged for the top only.
+                    only = (
+                        f" AND {column} IN (SELECT {column} FROM {table} WHERE {part.where} "
+                        f"GROUP BY {column} ORDER BY sum(runs) DESC, "
+                        f"sum(user_messages) + sum(assistant_messages) DESC, sum(sessions) DESC, "
+                        f"{column} LIMIT {int(limit)})"
+                    )
+                branches.append(
+                    f"SELECT '{name}' AS k, toString({column}) AS g, {zero} AS b, {cols} FROM {table} "
+                    f"WHERE {part.where}{only} GROUP BY g {having}"
+                )
+        rows = self._rows("\nUNION ALL\n".join(branches), params)
+        totals: dict[str, Any] = dict(_EMPTY_ROW)
+        found: dict[datetime, dict[str, Any]] = {}
+        grouped: dict[str, list[dict[str, Any]]] = {
+            name: [] for part in parts for name, _, _ in part.groups
+        }
+        for row in rows:
+            kind = row["k"]
+            if kind == "t":
+                totals = row
+            elif kind == "s":
+                found[_utc(row["b"])] = row
+            else:
+                grouped[kind].append(row)
+        columns = {name: column for part in parts for name, column, _ in part.groups}
+        groups = {
+            name: [
+                {columns[name]: row["g"], **counters(row), "errors_by_type": _errors_by_type(row)}
+                for row in sorted(members, key=_group_order)
+            ]
+            for name, members in grouped.items()
+        }
+        series = [
+            {"bucket_start": iso(start), **counters(found.get(start, _EMPTY_ROW))}
             for start in window.bucket_starts()
         ]
+        return _Report(totals=totals, groups=groups, series=series)
+
+
+@dataclass(frozen=True)
+class _Part:
+    """One table's share of a report: ``family`` of ``_table``; groups are (name in the
+    answer, column, top-N limit or None)."""
+
+    family: str
+    where: str
+    groups: tuple[tuple[str, str, int | None], ...]
+    totals: bool = True
+
+
+@dataclass(frozen=True)
+class _Report:
+    totals: dict[str, Any]
+    groups: dict[str, list[dict[str, Any]]]
+    series: list[dict[str, Any]]
+
+
+def _group_order(row: dict[str, Any]) -> tuple[Any, ...]:
+    # Same order as ORDER BY c_runs DESC, messages DESC, c_sessions DESC, g (bytewise).
+    return (
+        -int(row["c_runs"]),
+        -(int(row["c_user_messages"]) + int(row["c_assistant_messages"])),
+        -int(row["c_sessions"]),
+        str(row["g"]).encode(),
+    )
 
 
 _EMPTY_ROW: dict[str, Any] = {
