@@ -128,3 +128,43 @@ def assert_counters_equal(actual: dict, expected: dict, where: str = "") -> None
             assert math.isclose(got, want, rel_tol=1e-9, abs_tol=1e-9), f"{where}{name}: {got} != {want}"
         else:
             assert got == want, f"{where}{name}: {got} != {want}"
+
+
+#: Quantiles the rollups without user_id (metrics_agent_*, metrics_system_*) estimate with a
+#: t-digest: field -> (what, q).
+SKETCHED = {
+    "p50_latency_ms": ("latency", 0.5), "p95_latency_ms": ("latency", 0.95),
+    "p99_latency_ms": ("latency", 0.99), "p50_ttft_ms": ("ttft", 0.5), "p95_ttft_ms": ("ttft", 0.95),
+}
+
+
+def quantile_within(got: float | None, values: list[float], q: float, rank_tol: float = 0.01) -> bool:
+    """``got`` lies between the values ranked ``k`` places below and above the exact q-quantile,
+    ``k = max(1, ceil(rank_tol * n))`` (t-digest promises rank accuracy, and returns Float32)."""
+    if not values:
+        return got is None
+    if got is None:
+        return False
+    ordered = sorted(values)
+    n = len(ordered)
+    k = max(1, math.ceil(rank_tol * n))
+    lo = ordered[max(0, math.floor(q * (n - 1)) - k)]
+    hi = ordered[min(n - 1, math.ceil(q * (n - 1)) + k)]
+    slack = 1e-6 * max(abs(lo), abs(hi), 1.0)
+    return lo - slack <= got <= hi + slack
+
+
+def assert_counters_close(actual: dict, events: list[Event], where: str = "", rank_tol: float = 0.01) -> None:
+    """Every counter exactly as ``assert_counters_equal``, except the SKETCHED quantiles: those
+    within ``rank_tol`` in rank of the exact value."""
+    expected = counters(events)
+    assert_counters_equal(actual, {k: v for k, v in expected.items() if k not in SKETCHED}, where)
+    usage = [e for e in events if isinstance(e, UsageRecorded)]
+    values = {
+        "latency": [u.latency_ms for u in usage],
+        "ttft": [u.ttft_ms for u in usage if u.ttft_ms is not None],
+    }
+    for name, (what, q) in SKETCHED.items():
+        assert quantile_within(actual[name], values[what], q, rank_tol), (
+            f"{where}{name}: {actual[name]} is not within {rank_tol:.0%} in rank of {expected[name]}"
+        )

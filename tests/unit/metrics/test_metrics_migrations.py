@@ -11,7 +11,17 @@ EXPECTED_TABLES = {
     "schema_migrations", "sessions_raw", "messages_raw", "usage_raw", "run_errors_raw",
     "metrics_hourly", "metrics_daily", "mv_sessions_hourly", "mv_sessions_daily",
     "mv_messages_hourly", "mv_messages_daily", "mv_usage_hourly", "mv_usage_daily",
+    # 0004: rollups (by user first; by agent and model; by model) and their views
+    *(f"metrics_{family}_{grain}" for family in ("user", "agent", "system") for grain in ("hourly", "daily")),
+    *(
+        f"mv_{source}_{family}_{grain}"
+        for source in ("sessions", "messages", "usage")
+        for family in ("user", "agent", "system")
+        for grain in ("hourly", "daily")
+    ),
 }
+HOURLY = {"metrics_hourly", "metrics_user_hourly", "metrics_agent_hourly", "metrics_system_hourly"}
+DAILY = {"metrics_daily", "metrics_user_daily", "metrics_agent_daily", "metrics_system_daily"}
 
 
 @pytest.fixture
@@ -83,15 +93,71 @@ class TestRetention:
     def test_sets_ttls_from_settings_once(self, ch_client, metrics_db):
         plan = retention_plan(90, 180, 0)
         assert set(apply_retention(ch_client, metrics_db, plan)) == {
-            "sessions_raw", "messages_raw", "usage_raw", "run_errors_raw", "metrics_hourly",
+            "sessions_raw", "messages_raw", "usage_raw", "run_errors_raw", *HOURLY,
         }
         assert apply_retention(ch_client, metrics_db, plan) == []
         engines = tables(ch_client, metrics_db)
         assert "TTL ingested_at + toIntervalDay(90)" in engines["usage_raw"]
-        assert "TTL bucket + toIntervalDay(180)" in engines["metrics_hourly"]
-        assert "TTL" not in engines["metrics_daily"]
+        for table in HOURLY:
+            assert "TTL bucket + toIntervalDay(180)" in engines[table], table
+        for table in DAILY:
+            assert "TTL" not in engines[table], table
 
     def test_zero_days_removes_a_ttl(self, ch_client, metrics_db):
         apply_retention(ch_client, metrics_db, retention_plan(90, 180, 400))
-        assert apply_retention(ch_client, metrics_db, retention_plan(90, 180, 0)) == ["metrics_daily"]
-        assert "TTL" not in tables(ch_client, metrics_db)["metrics_daily"]
+        assert set(apply_retention(ch_client, metrics_db, retention_plan(90, 180, 0))) == DAILY
+        for table in DAILY:
+            assert "TTL" not in tables(ch_client, metrics_db)[table], table
+
+
+class TestRollupBackfill:
+    """0004 on a database that already holds events: the rollups are filled from what is stored,
+    and running it again (an interrupted migration) does not count anything twice."""
+
+    SUMS = "sum(sessions), sum(user_messages), sum(assistant_messages), sum(runs), sum(failed_runs), sum(total_tokens), sum(priced_runs)"
+
+    def _sums(self, client, db, table):
+        return client.query(f"SELECT {self.SUMS}, round(sum(cost_usd), 9), uniqMerge(users) FROM {db}.{table}").result_rows[0]
+
+    async def test_backfills_an_existing_database_idempotently(self, ch_client, empty_db):
+        from datetime import UTC, datetime, timedelta
+
+        from metrics.testing import generate_events
+        from metrics.writer import MetricsWriter
+
+        migrate(ch_client, empty_db)
+        rollups = [t for t in EXPECTED_TABLES if t.startswith(("metrics_user_", "metrics_agent_", "metrics_system_"))]
+        for name in sorted(EXPECTED_TABLES):
+            if name.startswith("mv_") and name.count("_") == 3:  # mv_<source>_<family>_<grain>
+                ch_client.command(f"DROP TABLE {empty_db}.{name} SYNC")
+        for table in rollups:
+            ch_client.command(f"DROP TABLE {empty_db}.{table} SYNC")
+        ch_client.command(
+            f"ALTER TABLE {empty_db}.schema_migrations DELETE WHERE version = 4 SETTINGS mutations_sync = 1"
+        )
+        events = generate_events(seed=2, sessions=30, users=5, agents=3,
+                                 start=datetime(2026, 1, 1, tzinfo=UTC), span=timedelta(days=2))
+        await MetricsWriter(ch_client, empty_db).write(events)  # a database as it was before 0004
+
+        for _ in range(2):  # the second run is what a restart after an interruption does
+            assert migrate(ch_client, empty_db) == [4]
+            for grain in ("hourly", "daily"):
+                want = self._sums(ch_client, empty_db, f"metrics_{grain}")
+                assert want[3] > 0
+                for family in ("user", "agent", "system"):
+                    assert self._sums(ch_client, empty_db, f"metrics_{family}_{grain}") == want, (family, grain)
+                    states = ch_client.query(
+                        f"SELECT countIf(length(arrayFilter(x -> isNaN(x), q)) = 0) FROM "
+                        f"(SELECT quantiles{'TDigest' if family != 'user' else ''}Merge(0.5, 0.95, 0.99)"
+                        f"(latency_ms_quantiles) AS q FROM {empty_db}.metrics_{family}_{grain})"
+                    ).result_rows[0][0]
+                    assert states == 1, (family, grain)  # quantiles backfilled too
+                    if family != "user":
+                        active = ch_client.query(
+                            f"SELECT (SELECT uniqMerge(active_users) FROM {empty_db}.metrics_{family}_{grain}), "
+                            f"(SELECT uniqMergeIf(users, runs > 0) FROM {empty_db}.metrics_{grain})"
+                        ).result_rows[0]
+                        assert active[0] == active[1] > 0, (family, grain)
+            ch_client.command(
+                f"ALTER TABLE {empty_db}.schema_migrations DELETE WHERE version = 4 SETTINGS mutations_sync = 1"
+            )
