@@ -12,8 +12,9 @@ Metrics queries never read the raw tables, and each picks the aggregate keyed fo
 | system (totals/models/series) | ``metrics_system_*``              | bucket, model                     |
 | system top agents             | ``metrics_agent_*``               | agent_id, bucket, model           |
 
-One statement per API call: totals, series and every breakdown are branches of one
-``UNION ALL`` (tagged by ``k``), shaped here. Counts, sums and cost are exact everywhere;
+One statement per API call: totals, series and the breakdowns are the GROUPING SETS of one
+read of the table (plus a ``UNION ALL`` branch for the system view's top agents), tagged by
+``k`` and shaped here. Counts, sums and cost are exact everywhere;
 p50/p95/p99 come from t-digests in ``metrics_agent_*`` / ``metrics_system_*`` (approximate)
 and from reservoir states (exact up to 8192 values) in ``metrics_user_*``.
 
@@ -363,35 +364,48 @@ class MetricsQueries:
         return f"{self._db}.metrics_{family}_{GRAIN[window.bucket]}"
 
     def _report(self, window: Window, parts: list[_Part], params: dict[str, Any]) -> _Report:
-        """Totals, series and the groups of ``parts`` in one statement (UNION ALL, one branch
-        each, tagged by ``k``). The first part with ``totals`` gives totals and series."""
+        """Totals, series and the groups of ``parts`` in one statement: per part one
+        GROUPING SETS branch (totals, series, unlimited groups) and one branch per top-N group,
+        joined by UNION ALL; rows are tagged by ``k``. The part with ``totals`` gives totals
+        and series."""
         branches: list[str] = []
         zero = "toDateTime(0, 'UTC')"
-        for index, part in enumerate(parts):
+        for part in parts:
             table = self._table(window, part.family)
             cols = _COUNTERS_SQL if part.family == "user" else _ROLLUP_COUNTERS_SQL
-            if part.totals:
-                branches.append(f"SELECT 't' AS k, '' AS g, {zero} AS b, {cols} FROM {table} WHERE {part.where}")
+            # One read of the table for totals, series and the unlimited groups: GROUPING SETS.
+            # grouping(x) = 0 <=> x is a key of the row's set (standard SQL semantics, forced
+            # below so a server default cannot flip it).
+            sets = ["()", "(bucket)"] if part.totals else []
+            keyed = [(name, column) for name, column, limit in part.groups if limit is None]
+            sets += [f"({column})" for _, column in keyed]
+            if sets:
+                kind = ", ".join(
+                    [f"grouping(bucket) = 0, 's'"] + [f"grouping({c}) = 0, '{n}'" for n, c in keyed] + ["'t'"]
+                )
+                label = ", ".join([f"grouping({c}) = 0, toString({c})" for _, c in keyed] + ["''"])
                 branches.append(
-                    f"SELECT 's' AS k, '' AS g, bucket AS b, {cols} FROM {table} WHERE {part.where} GROUP BY b"
+                    f"SELECT multiIf({kind}) AS k, multiIf({label}) AS g, "
+                    f"if(grouping(bucket) = 0, bucket, {zero}) AS b, {cols} FROM {table} WHERE {part.where} "
+                    f"GROUP BY GROUPING SETS ({', '.join(sets)})"
                 )
             for name, column, limit in part.groups:
-                # Sessions carry no model: the '' model group would only hold them.
-                having = "HAVING g != ''" if column == "model" else ""
-                only = ""
-                if limit is not None:
-                    # Rank on the exact counters first; quantiles are merged for the top only.
-                    only = (
-                        f" AND {column} IN (SELECT {column} FROM {table} WHERE {part.where} "
-                        f"GROUP BY {column} ORDER BY sum(runs) DESC, "
-                        f"sum(user_messages) + sum(assistant_messages) DESC, sum(sessions) DESC, "
-                        f"{column} LIMIT {int(limit)})"
-                    )
+                if limit is None:
+                    continue
+                # Rank on the exact counters first; quantiles are merged for the top only.
+                only = (
+                    f" AND {column} IN (SELECT {column} FROM {table} WHERE {part.where} "
+                    f"GROUP BY {column} ORDER BY sum(runs) DESC, "
+                    f"sum(user_messages) + sum(assistant_messages) DESC, sum(sessions) DESC, "
+                    f"{column} LIMIT {int(limit)})"
+                )
                 branches.append(
                     f"SELECT '{name}' AS k, toString({column}) AS g, {zero} AS b, {cols} FROM {table} "
-                    f"WHERE {part.where}{only} GROUP BY g {having}"
+                    f"WHERE {part.where}{only} GROUP BY g"
                 )
-        rows = self._rows("\nUNION ALL\n".join(branches), params)
+        sql = "\nUNION ALL\n".join(branches) + "\nSETTINGS force_grouping_standard_compatibility = 1"
+        rows = self._rows(sql, params)
+        columns = {name: column for part in parts for name, column, _ in part.groups}
         totals: dict[str, Any] = dict(_EMPTY_ROW)
         found: dict[datetime, dict[str, Any]] = {}
         grouped: dict[str, list[dict[str, Any]]] = {
@@ -403,9 +417,9 @@ class MetricsQueries:
                 totals = row
             elif kind == "s":
                 found[_utc(row["b"])] = row
-            else:
+            elif not (columns[kind] == "model" and row["g"] == ""):
+                # Sessions carry no model: the '' model group would only hold them.
                 grouped[kind].append(row)
-        columns = {name: column for part in parts for name, column, _ in part.groups}
         groups = {
             name: [
                 {columns[name]: row["g"], **counters(row), "errors_by_type": _errors_by_type(row)}

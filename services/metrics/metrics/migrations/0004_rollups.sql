@@ -17,6 +17,8 @@
 -- Fed by their own materialized views from the raw tables (not chained on metrics_*), so the
 -- writer's insert_deduplication_token + deduplicate_blocks_in_dependent_materialized_views
 -- reach them like every other MV target: each has non_replicated_deduplication_window.
+-- index_granularity is small (1024 / 256 rows): a call reads the rows of one user or agent,
+-- and those rows carry aggregate states that are deserialized a granule at a time.
 -- Retention (TTL on bucket) follows METRICS_HOURLY/DAILY_RETENTION_DAYS (migrate.retention_plan).
 
 
@@ -53,7 +55,7 @@ CREATE TABLE IF NOT EXISTS ${db}.metrics_user_hourly
 ENGINE = AggregatingMergeTree
 PARTITION BY toYYYYMM(bucket)
 ORDER BY (user_id, bucket, agent_id, model)
-SETTINGS non_replicated_deduplication_window = 10000
+SETTINGS non_replicated_deduplication_window = 10000, index_granularity = 1024
 COMMENT 'Hourly aggregates by user, agent and model, keyed by user first (the user view and the agent view restricted to one user)';
 
 CREATE TABLE IF NOT EXISTS ${db}.metrics_user_daily
@@ -89,7 +91,7 @@ CREATE TABLE IF NOT EXISTS ${db}.metrics_user_daily
 ENGINE = AggregatingMergeTree
 PARTITION BY toYYYYMM(bucket)
 ORDER BY (user_id, bucket, agent_id, model)
-SETTINGS non_replicated_deduplication_window = 10000
+SETTINGS non_replicated_deduplication_window = 10000, index_granularity = 1024
 COMMENT 'Daily aggregates by user, agent and model, keyed by user first (the user view and the agent view restricted to one user)';
 
 CREATE TABLE IF NOT EXISTS ${db}.metrics_agent_hourly
@@ -125,7 +127,7 @@ CREATE TABLE IF NOT EXISTS ${db}.metrics_agent_hourly
 ENGINE = AggregatingMergeTree
 PARTITION BY toYYYYMM(bucket)
 ORDER BY (agent_id, bucket, model)
-SETTINGS non_replicated_deduplication_window = 10000
+SETTINGS non_replicated_deduplication_window = 10000, index_granularity = 256
 COMMENT 'Hourly aggregates by agent and model, without users (the agent view and top agents)';
 
 CREATE TABLE IF NOT EXISTS ${db}.metrics_agent_daily
@@ -161,7 +163,7 @@ CREATE TABLE IF NOT EXISTS ${db}.metrics_agent_daily
 ENGINE = AggregatingMergeTree
 PARTITION BY toYYYYMM(bucket)
 ORDER BY (agent_id, bucket, model)
-SETTINGS non_replicated_deduplication_window = 10000
+SETTINGS non_replicated_deduplication_window = 10000, index_granularity = 256
 COMMENT 'Daily aggregates by agent and model, without users (the agent view and top agents)';
 
 CREATE TABLE IF NOT EXISTS ${db}.metrics_system_hourly
@@ -196,7 +198,7 @@ CREATE TABLE IF NOT EXISTS ${db}.metrics_system_hourly
 ENGINE = AggregatingMergeTree
 PARTITION BY toYYYYMM(bucket)
 ORDER BY (bucket, model)
-SETTINGS non_replicated_deduplication_window = 10000
+SETTINGS non_replicated_deduplication_window = 10000, index_granularity = 256
 COMMENT 'Hourly aggregates by model only (the system view totals, models and series)';
 
 CREATE TABLE IF NOT EXISTS ${db}.metrics_system_daily
@@ -231,7 +233,7 @@ CREATE TABLE IF NOT EXISTS ${db}.metrics_system_daily
 ENGINE = AggregatingMergeTree
 PARTITION BY toYYYYMM(bucket)
 ORDER BY (bucket, model)
-SETTINGS non_replicated_deduplication_window = 10000
+SETTINGS non_replicated_deduplication_window = 10000, index_granularity = 256
 COMMENT 'Daily aggregates by model only (the system view totals, models and series)';
 
 -- Materialized views: the same three sources as 0003, one view per source and target.
