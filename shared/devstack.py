@@ -52,7 +52,9 @@ class ServiceProcess:
         out = open(self.log_path, "ab") if self.log_path else None  # noqa: SIM115 - lives with the process
         self.proc = subprocess.Popen([sys.executable, "-m", self.module], env=self.env, cwd=ROOT,
                                      stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT if out else None,
-                                     preexec_fn=_die_with_parent)
+                                     # Own session: Ctrl-C reaches only the supervisor, which then stops
+                                     # services before the broker (otherwise all die at once, noisily).
+                                     preexec_fn=_die_with_parent, start_new_session=True)
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

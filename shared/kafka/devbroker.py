@@ -510,8 +510,11 @@ def start_devbroker_process(
     )
     child_env.setdefault("PYTHONUNBUFFERED", "1")
 
+    # Own session: a Ctrl-C in the terminal reaches the supervisor only, which stops the
+    # services first and the broker last (--exit-with-parent still covers a crashed parent).
     proc = subprocess.Popen(
-        cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr, env=child_env
+        cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr, env=child_env,
+        start_new_session=True,
     )
     assert proc.stdout is not None
     deadline = time.monotonic() + timeout
