@@ -9,7 +9,6 @@ assistant message has a primary key derived from the run id.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import UTC, datetime
 
@@ -17,6 +16,7 @@ from aiokafka import AIOKafkaConsumer
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
+from gateway.consuming import ConsumerTask
 from gateway.db.models import Message, Run
 from gateway.runs import TERMINAL, RunWaiters
 from shared.events import EventDecodeError, RunCancelled, RunCompleted, RunFailed, RunStarted, decode
@@ -26,33 +26,22 @@ from shared.topics import ConsumerGroup, Topic
 log = logging.getLogger(__name__)
 
 
-class RunProjector:
+class RunProjector(ConsumerTask):
     def __init__(self, kafka: KafkaSettings, sessionmaker: async_sessionmaker, waiters: RunWaiters,
                  group_id: str = str(ConsumerGroup.GATEWAY_PROJECTOR)) -> None:
         self.kafka = kafka
         self.sessionmaker = sessionmaker
         self.waiters = waiters
         self.group_id = group_id
-        self._consumer: AIOKafkaConsumer | None = None
-        self._task: asyncio.Task | None = None
 
     async def start(self) -> None:
-        self._consumer = AIOKafkaConsumer(
+        consumer = AIOKafkaConsumer(
             str(Topic.RUN_EVENTS), bootstrap_servers=self.kafka.servers, group_id=self.group_id,
             enable_auto_commit=False, auto_offset_reset="earliest", fetch_max_wait_ms=self.kafka.fetch_max_wait_ms,
             session_timeout_ms=self.kafka.session_timeout_ms, heartbeat_interval_ms=self.kafka.heartbeat_interval_ms,
             request_timeout_ms=max(self.kafka.request_timeout_ms, self.kafka.session_timeout_ms + 5000),
         )
-        await self._consumer.start()
-        self._task = asyncio.create_task(self._loop(), name="gateway-projector")
-
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if self._consumer:
-            await self._consumer.stop()
+        await self._launch(consumer, self._loop, "gateway-projector")
 
     async def _loop(self) -> None:
         assert self._consumer is not None

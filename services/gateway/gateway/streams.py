@@ -12,7 +12,6 @@ the text — nothing is lost and no chunk is sent twice.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import OrderedDict
@@ -23,6 +22,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
+from gateway.consuming import ConsumerTask
 from gateway.db.models import Run
 from gateway.runs import TERMINAL, RunWaiters
 from shared.events import EventDecodeError, RunDelta, decode
@@ -39,13 +39,11 @@ class _RunDeltas:
     touched: float = field(default_factory=time.monotonic)
 
 
-class DeltaHub:
+class DeltaHub(ConsumerTask):
     def __init__(self, kafka: KafkaSettings, max_runs: int = 10_000) -> None:
         self.kafka = kafka
         self.max_runs = max_runs
         self._runs: OrderedDict[str, _RunDeltas] = OrderedDict()
-        self._consumer: AIOKafkaConsumer | None = None
-        self._task: asyncio.Task | None = None
 
     def _get(self, run_id: str) -> _RunDeltas:
         entry = self._runs.get(run_id)
@@ -65,19 +63,10 @@ class DeltaHub:
 
     async def start(self) -> None:
         # No group: assign every partition, start at the end (only live runs matter).
-        self._consumer = AIOKafkaConsumer(str(Topic.RUN_DELTAS), bootstrap_servers=self.kafka.servers,
+        consumer = AIOKafkaConsumer(str(Topic.RUN_DELTAS), bootstrap_servers=self.kafka.servers,
                                           group_id=None, auto_offset_reset="latest", enable_auto_commit=False,
                                           fetch_max_wait_ms=self.kafka.fetch_max_wait_ms)
-        await self._consumer.start()
-        self._task = asyncio.create_task(self._loop(), name="gateway-deltas")
-
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if self._consumer:
-            await self._consumer.stop()
+        await self._launch(consumer, self._loop, "gateway-deltas")
 
     async def _loop(self) -> None:
         assert self._consumer is not None
