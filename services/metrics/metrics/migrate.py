@@ -124,6 +124,8 @@ _TTL = re.compile(r"\bTTL\s+(\w+)\s*\+\s*toIntervalDay\((\d+)\)")
 
 def retention_plan(raw_days: int, hourly_days: int, daily_days: int) -> dict[str, tuple[str, int]]:
     plan = {table: ("ingested_at", raw_days) for table in RAW_TABLES}
+    # The writer's record of finished blocks must outlive the rows of those blocks.
+    plan["ingest_blocks"] = ("completed_at", raw_days)
     for table in HOURLY_TABLES:
         plan[table] = ("bucket", hourly_days)
     for table in DAILY_TABLES:

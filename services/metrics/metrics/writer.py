@@ -4,7 +4,7 @@ Exactly-once counting, raw tables and every aggregate, with an at-least-once con
 ------------------------------------------------------------------------------------
 Kafka redelivers: after a crash between insert and offset commit, after a rebalance, or
 with different batch boundaries than the first time. Materialized views aggregate *what is
-inserted*, so a duplicate must be stopped before the insert, not merged away later. Three
+inserted*, so a duplicate must be stopped before the insert, not merged away later. Four
 layers, each covering what the previous one cannot:
 
 1. Within a batch: first occurrence of an ``event_id`` wins (``rows.rows_by_table``).
@@ -19,6 +19,16 @@ layers, each covering what the previous one cannot:
    has ``non_replicated_deduplication_window``, so ClickHouse drops the block where it already
    landed and inserts it where it did not (an MV target that failed the first time still gets
    its rows). The check of step 2 is not re-run on retry for that reason.
+
+4. Interrupted blocks: an insert is not atomic with its materialized views. ClickHouse
+   commits the raw table's part first, then one part per MV target; a kill -9 in between
+   leaves raw rows whose aggregates are missing, and step 2 would then skip the redelivered
+   events for ever. So each raw row carries ``ingest_token`` (its block's token), and
+   ``ingest_blocks`` records a block once every table has it. When step 2 finds stored events
+   whose block has no record, that block is read back from the raw table (ordered by
+   event_id, as it was first sent) and inserted again with its own token: step 3's
+   deduplication drops it where it landed and inserts it where it did not. Measured with
+   chdb 26.9: a kill -9 during the MV pushes leaves the raw rows and only some targets.
 
 The raw tables are also ``ReplacingMergeTree ORDER BY event_id``: a duplicate that got
 through anyway (e.g. two consumers racing in a broken rebalance) collapses in the raw table
@@ -72,6 +82,7 @@ class WriterStats:
     inserted_rows: dict[str, int] = field(default_factory=dict)
     duplicate_rows: int = 0
     failed_attempts: int = 0
+    completed_blocks: int = 0
 
 
 @dataclass(frozen=True)
@@ -120,46 +131,101 @@ class MetricsWriter:
         )
         inserted: dict[str, int] = {}
         duplicates = 0
+        finished: list[tuple[str, str, int]] = []  # (token, table, rows) for ingest_blocks
         for table in TABLES:
             rows = grouped.get(table)
             if not rows:
                 continue
-            fresh = await self._retrying(f"duplicate check on {table}", self._new_rows, table, rows)
+            stored = await self._retrying(f"duplicate check on {table}", self._stored_tokens, table, rows)
+            fresh = [row for row in rows if row.event_id not in stored]
             duplicates += len(rows) - len(fresh)
+            for token in await self._retrying(
+                f"block check on {table}", self._unfinished_blocks, set(stored.values())
+            ):
+                count = await self._retrying(f"completing a block of {table}", self._complete, table, token)
+                log.warning("completed an interrupted insert into %s (%d rows, token %s)", table, count, token)
+                self.stats.completed_blocks += 1
+                finished.append((token, table, count))
             if fresh:
+                fresh.sort(key=lambda row: row.event_id)
                 token = dedup_token(table, (row.event_id for row in fresh))
                 await self._retrying(f"insert into {table}", self._insert, table, fresh, token)
+                finished.append((token, table, len(fresh)))
                 inserted[table] = len(fresh)
                 self.stats.inserted_rows[table] = self.stats.inserted_rows.get(table, 0) + len(fresh)
+        if finished:
+            await self._retrying("recording finished blocks", self._record_finished, finished)
         self.stats.batches += 1
         self.stats.duplicate_rows += duplicates
         return WriteResult(inserted=inserted, duplicates=duplicates)
 
     # -- steps (blocking; run in a worker thread) ------------------------------------------
 
-    def _new_rows(self, table: str, rows: list[Row]) -> list[Row]:
-        stored = {
-            event_id
-            for (event_id,) in self._client.query(
-                f"SELECT event_id FROM {self._db}.`{table}` WHERE event_id IN {{ids:Array(String)}}",
+    def _stored_tokens(self, table: str, rows: list[Row]) -> dict[str, str]:
+        """event_id -> ingest_token of the rows already stored."""
+        return dict(
+            self._client.query(
+                f"SELECT event_id, ingest_token FROM {self._db}.`{table}` "
+                "WHERE event_id IN {ids:Array(String)}",
                 parameters={"ids": [row.event_id for row in rows]},
             ).result_rows
+        )
+
+    def _unfinished_blocks(self, tokens: set[str]) -> list[str]:
+        """The tokens among ``tokens`` without an ``ingest_blocks`` record ('' = stored before
+        the bookkeeping existed: complete)."""
+        tokens.discard("")
+        if not tokens:
+            return []
+        done = {
+            token
+            for (token,) in self._client.query(
+                f"SELECT token FROM {self._db}.ingest_blocks WHERE token IN {{t:Array(String)}}",
+                parameters={"t": sorted(tokens)},
+            ).result_rows
         }
-        return [row for row in rows if row.event_id not in stored]
+        return sorted(tokens - done)
+
+    def _complete(self, table: str, token: str) -> int:
+        """Send the stored rows of block ``token`` again, as the same block (same rows, same
+        order, same token)."""
+        columns = ", ".join(f"`{c}`" for c in (*COLUMNS[table], "ingest_token"))
+        rows = self._client.query(
+            f"SELECT {columns} FROM {self._db}.`{table}` WHERE ingest_token = {{t:String}} "
+            "ORDER BY event_id LIMIT 1 BY event_id",
+            parameters={"t": token},
+        ).result_rows
+        if rows:
+            self._insert_values(table, rows, token)
+        return len(rows)
 
     def _insert(self, table: str, rows: list[Row], token: str) -> None:
+        """Insert ``rows`` as one block labelled ``token`` (in ingest_token, and as the
+        insert_deduplication_token)."""
+        self._insert_values(table, [(*row.values, token) for row in rows], token)
+
+    def _insert_values(self, table: str, values: Sequence[Sequence[Any]], token: str) -> None:
+        """``values``: ``COLUMNS[table]`` followed by ``ingest_token``."""
         if self._fault is not None:
             self._fault()
         self._client.insert(
             table,
-            [row.values for row in rows],
-            column_names=list(COLUMNS[table]),
+            values,
+            column_names=[*COLUMNS[table], "ingest_token"],
             column_type_names=self._types(table),
             database=self._database,
             settings={
                 "insert_deduplication_token": token,
                 "deduplicate_blocks_in_dependent_materialized_views": 1,
             },
+        )
+
+    def _record_finished(self, blocks: list[tuple[str, str, int]]) -> None:
+        self._client.insert(
+            "ingest_blocks",
+            [list(block) for block in blocks],
+            column_names=["token", "table_name", "row_count"],
+            database=self._database,
         )
 
     def _types(self, table: str) -> list[str]:
@@ -170,7 +236,7 @@ class MetricsWriter:
                     parameters={"db": self._database, "t": table},
                 ).result_rows
             )
-            self._column_types[table] = [types[name] for name in COLUMNS[table]]
+            self._column_types[table] = [types[name] for name in (*COLUMNS[table], "ingest_token")]
         return self._column_types[table]
 
     # -- retries ---------------------------------------------------------------------------

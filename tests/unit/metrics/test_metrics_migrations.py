@@ -9,6 +9,7 @@ from metrics.testing import drop_database, fresh_database
 
 EXPECTED_TABLES = {
     "schema_migrations", "sessions_raw", "messages_raw", "usage_raw", "run_errors_raw",
+    "ingest_blocks",  # 0005: the writer's record of finished insert blocks
     "metrics_hourly", "metrics_daily", "mv_sessions_hourly", "mv_sessions_daily",
     "mv_messages_hourly", "mv_messages_daily", "mv_usage_hourly", "mv_usage_daily",
     # 0004: rollups (by user first; by agent and model; by model) and their views
@@ -93,11 +94,13 @@ class TestRetention:
     def test_sets_ttls_from_settings_once(self, ch_client, metrics_db):
         plan = retention_plan(90, 180, 0)
         assert set(apply_retention(ch_client, metrics_db, plan)) == {
-            "sessions_raw", "messages_raw", "usage_raw", "run_errors_raw", *HOURLY,
+            "sessions_raw", "messages_raw", "usage_raw", "run_errors_raw", "ingest_blocks", *HOURLY,
         }
         assert apply_retention(ch_client, metrics_db, plan) == []
         engines = tables(ch_client, metrics_db)
         assert "TTL ingested_at + toIntervalDay(90)" in engines["usage_raw"]
+        # a finished-block record lives as long as the raw rows of its block
+        assert "TTL completed_at + toIntervalDay(90)" in engines["ingest_blocks"]
         for table in HOURLY:
             assert "TTL bucket + toIntervalDay(180)" in engines[table], table
         for table in DAILY:
