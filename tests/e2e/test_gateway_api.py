@@ -400,3 +400,50 @@ class TestWebhook:
     def test_an_invalid_payload_is_rejected_in_the_envelope(self, stack, source):
         r, _, _ = self.post(stack, source, {"event": "something_else", "data": {}})
         assert r.status_code in (400, 422) and r.json()["success"] is False
+
+
+class TestTwoGatewayReplicas:
+    def test_a_waiting_request_is_answered_when_the_other_replica_projected_its_run(self, stack):
+        # The replicas share the projector's consumer group, so about half of these runs are
+        # projected by the first one. The second replica's database poll is set far beyond its
+        # wait timeout: only the cross-replica wake (gateway.finish_watch) can answer in time.
+        from shared.devstack import free_port
+
+        port = free_port()
+        second = stack.add_service("gateway-2", "gateway", {
+            "GATEWAY_PORT": str(port), "GATEWAY_WAIT_POLL_INTERVAL_S": "600", "GATEWAY_WAIT_TIMEOUT_S": "20",
+        })
+        try:
+            url = f"http://127.0.0.1:{port}"
+
+            def healthy():
+                try:
+                    assert httpx.get(f"{url}/healthz", timeout=2).status_code == 200
+                except httpx.HTTPError as exc:
+                    raise AssertionError(f"second gateway not up yet: {exc}") from exc
+
+            eventually(healthy, timeout=60)
+            with httpx.Client(base_url=url, timeout=60, headers={"Authorization": f"Bearer {stack.demo_api_key}"}) as c2:
+                sessions = [new_session(c2) for _ in range(16)]  # 16 keys over 8 partitions
+                results: list = [None] * len(sessions)
+
+                def one(i: int) -> None:
+                    # The sleep keeps each run going after the request started waiting for it.
+                    started = time.monotonic()
+                    r = send(c2, sessions[i], f"[[sleep:1500]] What is {i} + {i}?")
+                    results[i] = (r, time.monotonic() - started)
+
+                threads = [threading.Thread(target=one, args=(i,)) for i in range(len(sessions))]
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join()
+            for i, (r, elapsed) in enumerate(results):
+                assert r.status_code == 200, r.text
+                assert str(2 * i) in r.json()["response"]
+                # Without a wake the request only sees its run when it re-reads the database at
+                # its 20 s deadline; a woken one answers soon after the 1.5 s run.
+                assert elapsed < 15, f"run {i} answered after {elapsed:.1f} s: not woken"
+        finally:
+            second.stop()
+            del stack.services["gateway-2"]

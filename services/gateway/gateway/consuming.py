@@ -11,12 +11,15 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
+from shared.kafka import mock_compat
+
 
 class ConsumerTask:
     _consumer: AIOKafkaConsumer | None = None
     _task: asyncio.Task | None = None
 
     async def _launch(self, consumer: AIOKafkaConsumer, loop: Callable[[], Coroutine[Any, Any, None]], name: str) -> None:
+        mock_compat.apply_if_enabled()  # a second gateway replica joining the projector group
         await consumer.start()
         self._consumer = consumer
         self._task = asyncio.create_task(loop(), name=name)

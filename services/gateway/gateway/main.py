@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from gateway.db.engine import make_engine, make_sessionmaker, migrate
 from gateway.errors import error_response, install_error_handlers
+from gateway.finish_watch import RunFinishWatcher
 from gateway.projector import RunProjector
 from gateway.access import ACCESS_CACHE
 from gateway.routes import admin, agentos, metrics, webhook
@@ -106,9 +107,12 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             await seed_demo(sessionmaker, settings.agents_file, settings.demo_api_key, settings.admin_api_key)
         broker = make_broker(settings.kafka, client_id="gateway")
         await broker.start()
-        runs = RunService(sessionmaker, broker, publish_timeout_s=settings.publish_timeout_s)
+        runs = RunService(sessionmaker, broker, publish_timeout_s=settings.publish_timeout_s,
+                          poll_interval_s=settings.wait_poll_interval_s)
         projector = RunProjector(settings.kafka, sessionmaker, runs.waiters)
         await projector.start()
+        finish_watch = RunFinishWatcher(settings.kafka, runs.waiters)
+        await finish_watch.start()
         deltas = DeltaHub(settings.kafka)
         await deltas.start()
         app.state.deltas = deltas
@@ -128,6 +132,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         finally:
             await callbacks.stop()
             await deltas.stop()
+            await finish_watch.stop()
             await projector.stop()
             await broker.stop()
             await app.state.metrics_client.aclose()

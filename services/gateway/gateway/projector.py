@@ -77,10 +77,12 @@ class RunProjector(ConsumerTask):
     async def apply(self, events: list) -> list[tuple[str, str]]:
         resolved: list[tuple[str, str]] = []
         async with self.sessionmaker() as db:
+            events = [e for e in events if isinstance(e, (RunStarted, RunCompleted, RunFailed, RunCancelled)) and e.run_id]
+            # One read for the batch (the identity map then serves every event of a run).
+            ids = {e.run_id for e in events}
+            runs = {r.id: r for r in (await db.execute(select(Run).where(Run.id.in_(ids)))).scalars()} if ids else {}
             for event in events:
-                if not isinstance(event, (RunStarted, RunCompleted, RunFailed, RunCancelled)) or not event.run_id:
-                    continue
-                run = await db.get(Run, event.run_id)
+                run = runs.get(event.run_id)
                 if run is None or run.status in TERMINAL:
                     continue  # unknown (deleted session) or already final: idempotent no-op
                 if isinstance(event, RunStarted):

@@ -29,6 +29,8 @@ from shared.kafka.publisher import publish_event
 log = logging.getLogger(__name__)
 
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
+#: After a wake finds the run not yet committed as terminal, read it again this soon (doubling).
+WAKE_RECHECK_S = 0.05
 
 
 def snapshot(agent: Agent) -> AgentSnapshot:
@@ -55,6 +57,9 @@ class RunWaiters:
             if not futures:
                 del self._waiting[run_id]
 
+    def is_waiting(self, run_id: str) -> bool:
+        return run_id in self._waiting
+
     def resolve(self, run_id: str, status: str) -> None:
         for fut in self._waiting.pop(run_id, []):
             if not fut.done():
@@ -63,7 +68,7 @@ class RunWaiters:
 
 class RunService:
     def __init__(self, sessionmaker: async_sessionmaker, broker: KafkaBroker, *, publish_timeout_s: float,
-                 poll_interval_s: float = 1.0) -> None:
+                 poll_interval_s: float = 5.0) -> None:
         self.sessionmaker = sessionmaker
         self.broker = broker
         self.publish_timeout_s = publish_timeout_s
@@ -123,11 +128,16 @@ class RunService:
                                      session_id=run.session_id, run_id=run.id))
 
     async def wait(self, run_id: str, timeout_s: float) -> Run | None:
-        """Wait until the run is terminal; None on timeout. Woken by the projector, and also
-        polls the database so a run projected by another gateway replica is seen too."""
+        """Wait until the run is terminal; None on timeout.
+
+        Woken when a replica projected the run (``gateway.finish_watch``: any replica; the local
+        projector: after its commit). A wake can come before the projecting replica committed,
+        so the run is then re-read after 50, 100, 200 ... ms. ``poll_interval_s`` is only the
+        safety net for a missed wake."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         fut = self.waiters.future(run_id)
+        recheck_s: float | None = None
         try:
             while True:
                 async with self.sessionmaker() as db:
@@ -138,9 +148,12 @@ class RunService:
                 if remaining <= 0:
                     return None
                 try:
-                    await asyncio.wait_for(asyncio.shield(fut), timeout=min(remaining, self.poll_interval_s))
+                    await asyncio.wait_for(asyncio.shield(fut), timeout=min(remaining, recheck_s or self.poll_interval_s))
                 except TimeoutError:
+                    if recheck_s is not None:
+                        recheck_s = min(recheck_s * 2, self.poll_interval_s)
                     continue
-                fut = self.waiters.future(run_id) if fut.done() else fut
+                recheck_s = WAKE_RECHECK_S
+                fut = self.waiters.future(run_id)
         finally:
             self.waiters.discard(run_id, fut)

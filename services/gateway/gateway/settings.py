@@ -34,6 +34,9 @@ class GatewaySettings(BaseSettings):
     # Answer modes and limits.
     wait_timeout_s: float = Field(60.0, gt=0, description="How long send-message waits for the run before 504.")
     publish_timeout_s: float = Field(5.0, gt=0, description="Kafka unreachable for this long -> 503.")
+    wait_poll_interval_s: float = Field(
+        5.0, gt=0, description="A waiting request re-reads its run at least this often (a safety net: it is woken "
+                               "when any replica projects the run).")
     max_body_bytes: int = 256 * 1024
     max_message_chars: int = 32_000
     max_title_chars: int = 200

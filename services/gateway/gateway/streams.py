@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from gateway.consuming import ConsumerTask
 from gateway.db.models import Run
-from gateway.runs import TERMINAL, RunWaiters
+from gateway.runs import TERMINAL, WAKE_RECHECK_S, RunWaiters
 from shared.events import EventDecodeError, RunDelta, decode
 from shared.settings import KafkaSettings
 from shared.topics import Topic
@@ -89,42 +89,63 @@ class DeltaHub(ConsumerTask):
                         self.add(event)
 
     async def stream(self, run_id: str, sessionmaker: async_sessionmaker, waiters: RunWaiters, *,
-                     last_seq: int = -1, heartbeat_s: float = 10.0, timeout_s: float = 600.0) -> AsyncIterator[bytes]:
+                     last_seq: int = -1, heartbeat_s: float = 10.0, timeout_s: float = 600.0,
+                     poll_interval_s: float = 5.0) -> AsyncIterator[bytes]:
+        """Chunks as they arrive, then ``done``. The run row is read when the stream starts,
+        when the run's waiter fires (it finished: see ``gateway.finish_watch``), shortly after
+        that if the projection was not committed yet, and every ``poll_interval_s`` as a
+        safety net - not once per chunk."""
         entry = self._get(run_id)
         next_seq = last_seq + 1
         deadline = time.monotonic() + timeout_s
         finished: Run | None = None
         grace_until: float | None = None
         last_beat = time.monotonic()
-        while True:
-            while next_seq in entry.chunks:
-                yield _sse("delta", {"seq": next_seq, "content": entry.chunks[next_seq]}, event_id=str(next_seq))
-                next_seq += 1
-            if finished is None:
-                async with sessionmaker() as db:
-                    run = await db.get(Run, run_id)
+        read_at = time.monotonic()  # when to read the run row next
+        recheck_s = WAKE_RECHECK_S
+        fut = waiters.future(run_id)
+        try:
+            while True:
+                while next_seq in entry.chunks:
+                    yield _sse("delta", {"seq": next_seq, "content": entry.chunks[next_seq]}, event_id=str(next_seq))
+                    next_seq += 1
+                now = time.monotonic()
+                if finished is None and now >= read_at:
+                    async with sessionmaker() as db:
+                        run = await db.get(Run, run_id)
                     if run is not None and run.status in TERMINAL:
                         finished = run
                         # Deltas travel on their own topic: give late ones a moment to arrive.
-                        grace_until = time.monotonic() + 1.0
-            if finished is not None and (next_seq >= finished.deltas or time.monotonic() > (grace_until or 0)):
-                yield _sse("done", _final(finished, next_seq), event_id="done")
-                return
-            if time.monotonic() > deadline:
-                yield _sse("error", {"error": "stream timed out; poll the run", "error_type": "timeout"})
-                return
-            entry.changed.clear()
-            fut = waiters.future(run_id)
-            changed = asyncio.ensure_future(entry.changed.wait())
-            try:
-                wait_for = 0.05 if finished is not None else min(heartbeat_s, 1.0)
-                done, _ = await asyncio.wait({changed, fut}, timeout=wait_for, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                changed.cancel()
-                waiters.discard(run_id, fut)
-            if not done and finished is None and time.monotonic() - last_beat > heartbeat_s:
-                last_beat = time.monotonic()
-                yield b": keep-alive\n\n"
+                        grace_until = now + 1.0
+                    elif fut.done():  # woken before the projection was committed: look again soon
+                        fut = waiters.future(run_id)
+                        read_at, recheck_s = now + recheck_s, min(recheck_s * 2, poll_interval_s)
+                    else:
+                        read_at = now + poll_interval_s
+                if finished is not None and (next_seq >= finished.deltas or now > (grace_until or 0)):
+                    yield _sse("done", _final(finished, next_seq), event_id="done")
+                    return
+                if now > deadline:
+                    yield _sse("error", {"error": "stream timed out; poll the run", "error_type": "timeout"})
+                    return
+                entry.changed.clear()
+                changed = asyncio.ensure_future(entry.changed.wait())
+                try:
+                    if finished is not None:
+                        wait_for = 0.05
+                    else:
+                        wait_for = max(0.0, min(heartbeat_s, read_at - now))
+                    waits = {changed} if fut.done() else {changed, fut}
+                    done, _ = await asyncio.wait(waits, timeout=wait_for, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    changed.cancel()
+                if fut in done:
+                    read_at = time.monotonic()
+                if not done and finished is None and time.monotonic() - last_beat > heartbeat_s:
+                    last_beat = time.monotonic()
+                    yield b": keep-alive\n\n"
+        finally:
+            waiters.discard(run_id, fut)
 
 
 def _final(run: Run, chunks_sent: int) -> dict:

@@ -35,6 +35,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from metrics.rows import invalid_reason, is_used
 from metrics.settings import MetricsSettings
 from metrics.writer import MetricsWriter, RetryPolicy, WriterStopped
+from shared.kafka import mock_compat
 from shared.events import Event, EventDecodeError, decode
 from shared.kafka.deadletter import send_to_dead_letter
 from shared.topics import Topic
@@ -180,6 +181,7 @@ class MetricsConsumer:
         return False
 
     def _make_consumer(self) -> AIOKafkaConsumer:
+        mock_compat.apply_if_enabled()  # lets a second metrics replica join on the dev broker
         k = self._kafka
         return AIOKafkaConsumer(
             bootstrap_servers=k.servers,

@@ -246,7 +246,8 @@ async def _owned_run(db: Db, user: Principal, run_id: str) -> Run:
 def _sse_response(request: Request, run_id: str, last_seq: int) -> StreamingResponse:
     app = request.app
     stream = app.state.deltas.stream(run_id, app.state.sessionmaker, app.state.runs.waiters, last_seq=last_seq,
-                                     timeout_s=max(_settings(request).wait_timeout_s, 600.0))
+                                     timeout_s=max(_settings(request).wait_timeout_s, 600.0),
+                                     poll_interval_s=_settings(request).wait_poll_interval_s)
     return StreamingResponse(stream, media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "X-Run-ID": run_id})
 
