@@ -101,6 +101,7 @@ class Run(Base):
     __table_args__ = (
         UniqueConstraint("user_id", "idempotency_key", name="uq_runs_user_idempotency_key"),
         Index("ix_runs_session_created", "session_id", "created_at"),
+        Index("ix_runs_user_status", "user_id", "status"),  # the concurrent-run count (migration 0002)
     )
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"))
