@@ -15,9 +15,9 @@ from shared.events import AgentSnapshot, RunRequested, utcnow
 from tests.bench.common import Row, percentile
 
 
-async def _executor(tmp: str, **overrides):
+async def _executor(tmp: str, windowed: bool = True, **overrides):
     os.environ["AGENTOS_DATA_DIR"] = tmp
-    from agent_runner.app import make_agno_db, make_engine
+    from agent_runner.agno_db import make_agno_db, make_engine
     from agent_runner.executor import RunExecutor
     from agent_runner.results import ResultStore
     from agent_runner.settings import RunnerSettings
@@ -31,7 +31,9 @@ async def _executor(tmp: str, **overrides):
     async def publish(_event) -> None:
         return None
 
-    return RunExecutor(settings, make_agno_db(url, engine), results, publish), results
+    # As agent_runner.app wires it; windowed=False is agno's own store (the comparison in tests).
+    agno_db = make_agno_db(url, engine, history_window=settings.history_runs if windowed else None)
+    return RunExecutor(settings, agno_db, results, publish), results
 
 
 SNAP = AgentSnapshot(id="assistant", name="Assistant", model="scripted:assistant", tools=["calculator"])

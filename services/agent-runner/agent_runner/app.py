@@ -11,6 +11,7 @@ from faststream import FastStream
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.specification import AsyncAPI
 
+from agent_runner.agno_db import make_agno_db, make_engine
 from agent_runner.executor import RunExecutor
 from agent_runner.results import ResultStore
 from agent_runner.settings import RunnerSettings
@@ -26,45 +27,6 @@ log = logging.getLogger("agent_runner")
 os.environ.setdefault("AGNO_TELEMETRY", "false")
 
 
-def make_engine(url: str):
-    """One engine for agno's tables and ours. SQLite (the embedded default) gets WAL and a
-    busy timeout: hundreds of concurrent runs write to it, and without them writers fail with
-    "database is locked" instead of waiting their turn."""
-    from sqlalchemy import event
-    from sqlalchemy.ext.asyncio import create_async_engine
-
-    if url.startswith("sqlite"):
-        from agno.db.utils import json_serializer
-
-        # One connection, shared in turn: SQLite has one writer anyway, and a transaction that
-        # reads then writes (agno's upserts) fails at once with "database is locked" when another
-        # connection holds the write lock — busy_timeout does not help there. Serialising on the
-        # pool makes concurrent runs queue for a few milliseconds instead of failing.
-        engine = create_async_engine(url, json_serializer=json_serializer, connect_args={"timeout": 60},
-                                     pool_size=1, max_overflow=0, pool_timeout=600)
-
-        @event.listens_for(engine.sync_engine, "connect")
-        def _pragmas(dbapi_connection, _record) -> None:
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.execute("PRAGMA busy_timeout=60000")
-            cursor.close()
-
-        return engine
-    return None  # Postgres: agno builds its own pooled engine from the URL
-
-
-def make_agno_db(url: str, engine=None):
-    if url.startswith("sqlite"):
-        from agno.db.sqlite import AsyncSqliteDb
-
-        return AsyncSqliteDb(db_engine=engine) if engine is not None else AsyncSqliteDb(db_url=url)
-    from agno.db.postgres import AsyncPostgresDb
-
-    return AsyncPostgresDb(db_url=url)
-
-
 class Runner:
     def __init__(self, settings: RunnerSettings, broker: KafkaBroker) -> None:
         self.settings = settings
@@ -72,7 +34,8 @@ class Runner:
         url = settings.agno_db_url()
         engine = make_engine(url)
         self.results = ResultStore(url, engine=engine)
-        self.executor = RunExecutor(settings, make_agno_db(url, engine), self.results, self._publish)
+        agno_db = make_agno_db(url, engine, history_window=settings.history_runs)
+        self.executor = RunExecutor(settings, agno_db, self.results, self._publish)
         self.consumer = OrderedConcurrentConsumer(
             topics=[str(Topic.RUN_COMMANDS)],
             group_id=str(ConsumerGroup.AGENT_RUNNER),
