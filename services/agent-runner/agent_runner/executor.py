@@ -18,15 +18,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agno.agent import Agent
-from agno.exceptions import ModelProviderError
 from agno.run.agent import RunContentEvent, RunErrorEvent, RunOutput
 from agno.run.base import RunStatus
 
-from agent_runner.models.registry import ProviderNotConfigured, build_model
+from agent_runner.models.registry import ProviderNotConfigured
+from agent_runner.parts import PartsCache, TurnCount, count_model_turns
 from agent_runner.pricing import PRICE_VERSION, cost_usd
 from agent_runner.results import ResultStore
 from agent_runner.settings import RunnerSettings
-from agent_runner.tools.catalogue import build_tools
 from shared.catalogue import InvalidAgentDefinition, parse_model_spec
 from shared.events import (
     Event,
@@ -44,10 +43,6 @@ from shared.events import (
 log = logging.getLogger(__name__)
 
 Publish = Callable[[Event], Awaitable[None]]
-
-
-class TurnCapExceeded(ModelProviderError):
-    """Raised from inside the model call: agno's tool loop has no cap of its own."""
 
 
 @dataclass
@@ -93,7 +88,7 @@ class RunExecutor:
         self.results = results
         self.publish = publish
         self.registry = RunRegistry()
-        self._tools_cache: dict[tuple[str, int], list] = {}
+        self.parts = PartsCache(settings)
 
     async def execute(self, request: RunRequested) -> None:
         run_id = request.run_id or ""
@@ -122,22 +117,14 @@ class RunExecutor:
     # -- the agno run ----------------------------------------------------------------------
     def _agent(self, request: RunRequested) -> Agent:
         snap = request.agent
-        model = build_model(snap.model, snap.options, self.settings)
-        model.retries = self.settings.transient_retries
-        model.delay_between_retries = self.settings.retry_backoff_s  # type: ignore[assignment]
-        model.exponential_backoff = True
-        self._cap_model_turns(model)
-        key = (snap.id, snap.version)
-        tools = self._tools_cache.get(key)
-        if tools is None:
-            tools = self._tools_cache[key] = build_tools(snap.tools, http_allowed_hosts=self.settings.allowed_hosts)
+        parts = self.parts.get(snap)
         return Agent(
             id=snap.id,
             name=snap.name,
-            model=model,
+            model=parts.model,
             instructions=snap.instructions or None,
             description=snap.description or None,
-            tools=tools,
+            tools=parts.tools,
             db=self.db,
             add_history_to_context=self.settings.history_runs > 0,
             num_history_runs=self.settings.history_runs,
@@ -145,31 +132,6 @@ class RunExecutor:
             telemetry=False,
             markdown=False,
         )
-
-    def _cap_model_turns(self, model: Any) -> None:
-        cap = self.settings.max_tool_calls + 2
-        counter = {"turns": 0}
-        model._agentos_turns = counter  # read back for the usage event
-
-        def count() -> None:
-            counter["turns"] += 1
-            if counter["turns"] > cap:
-                raise TurnCapExceeded(f"model turn cap ({cap}) exceeded", status_code=400,
-                                      model_name=model.name, model_id=model.id)
-
-        ainvoke, ainvoke_stream = model.ainvoke, model.ainvoke_stream
-
-        async def capped_ainvoke(*args: Any, **kwargs: Any):
-            count()
-            return await ainvoke(*args, **kwargs)
-
-        async def capped_ainvoke_stream(*args: Any, **kwargs: Any):
-            count()
-            async for chunk in ainvoke_stream(*args, **kwargs):
-                yield chunk
-
-        model.ainvoke = capped_ainvoke
-        model.ainvoke_stream = capped_ainvoke_stream
 
     async def _run_agent(self, request: RunRequested) -> _Outcome:
         run_id = request.run_id or ""
@@ -181,7 +143,8 @@ class RunExecutor:
             return _Outcome(status="failed", error=str(exc), error_type="invalid_agent")
 
         deadline = request.deadline_s or self.settings.run_deadline_s
-        task = asyncio.create_task(self._invoke(agent, request))
+        turns = TurnCount()
+        task = asyncio.create_task(self._invoke(agent, request, turns))
         self.registry.running[run_id] = task
         try:
             outcome = await asyncio.wait_for(asyncio.shield(task), timeout=deadline)
@@ -197,10 +160,11 @@ class RunExecutor:
                 raise  # the worker is shutting down: leave the run unfinished (redelivered)
         finally:
             self.registry.running.pop(run_id, None)
-        outcome.model_turns = getattr(agent.model, "_agentos_turns", {}).get("turns", 0)
+        outcome.model_turns = turns.turns
         return outcome
 
-    async def _invoke(self, agent: Agent, request: RunRequested) -> _Outcome:
+    async def _invoke(self, agent: Agent, request: RunRequested, turns: TurnCount) -> _Outcome:
+        count_model_turns(turns)  # this task's context: runs sharing the model count apart
         kwargs = dict(session_id=request.session_id, user_id=request.user_id, run_id=request.run_id,
                       metadata={"correlation_id": request.correlation_id, **({"context": request.context} if request.context else {})})
         t0 = time.perf_counter()
