@@ -24,7 +24,6 @@ class RunnerSettings(BaseSettings):
     transient_retries: int = Field(2, ge=0, description="Retries of a retryable provider error.")
     retry_backoff_s: float = Field(0.2, ge=0)
     http_fetch_allowed_hosts: str = Field("", description="Comma separated hosts the http_fetch tool may call.")
-    health_port: int = 0
 
     scripted_latency_ms: float = Field(0.0, ge=0, validation_alias=AliasChoices("AGENTOS_SCRIPTED_LATENCY_MS", "RUNNER_SCRIPTED_LATENCY_MS"))
 
