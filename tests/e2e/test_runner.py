@@ -24,7 +24,8 @@ def stack(tmp_path_factory):
     data = tmp_path_factory.mktemp("runner-stack")
     s = DevStack(data_dir=data, gateway_port=free_port(), metrics_port=free_port(), log_dir=data / "logs", extra_env={
         "GATEWAY_MAX_CONCURRENT_RUNS": "5000", "GATEWAY_RATE_LIMIT_PER_MINUTE": "100000",
-        "RUNNER_RUN_DEADLINE_S": "25",  # generous: a loaded 2-core CI box; the deadline test sleeps 30 s "RUNNER_MAX_TOOL_CALLS": "3", "RUNNER_RETRY_BACKOFF_S": "0.05",
+        # 25 s: generous for 300 concurrent runs on a loaded 2-core box; the deadline test sleeps 30 s.
+        "RUNNER_RUN_DEADLINE_S": "25", "RUNNER_MAX_TOOL_CALLS": "3", "RUNNER_RETRY_BACKOFF_S": "0.05",
         "KAFKA_SESSION_TIMEOUT_MS": "6000",
     })
     try:
