@@ -2,7 +2,8 @@
 the read-only SQL endpoint for analysts.
 
 Metrics queries never read the raw tables, and each picks the aggregate keyed for it
-(migration 0004), so its cost grows with the rows of *its* key in the window, not with events:
+(migration 0004, laid out for these reads by 0006), so its cost grows with the rows of *its* key
+in the window, not with events:
 
 | view                          | table (``_hourly`` / ``_daily``)  | key                               |
 |-------------------------------|-----------------------------------|-----------------------------------|
@@ -16,7 +17,10 @@ One statement per API call: totals, series and the breakdowns are the GROUPING S
 read of the table (plus a ``UNION ALL`` branch for the system view's top agents), tagged by
 ``k`` and shaped here. Counts, sums and cost are exact everywhere;
 p50/p95/p99 come from t-digests in ``metrics_agent_*`` / ``metrics_system_*`` (approximate)
-and from reservoir states (exact up to 8192 values) in ``metrics_user_*``.
+and from reservoir states (exact up to 8192 values) in ``metrics_user_*``; distinct users are
+``uniq`` states (exact up to 65536) except in ``metrics_system_*``: ``uniqCombined(12)``
+sketches (exact up to 256, ~1 % above), because merging thousands-of-users sets per (day,
+model) was most of the system view's time.
 
 Window semantics: a window is ``[from, to)``; ``from`` is floored to the start of its bucket
 (hour or day, UTC) and every bucket that starts before ``to`` is included, so totals always
@@ -138,7 +142,8 @@ def resolve_window(
 # shadow the columns that the aggregate functions read (e.g. `runs` in uniqMergeIf).
 # _COUNTERS_SQL: per-user tables (metrics_hourly/daily, metrics_user_*): reservoir quantiles,
 # active users = users of the rows with runs. _ROLLUP_COUNTERS_SQL: metrics_agent_* /
-# metrics_system_* (no user_id): t-digest quantiles and an active_users state of their own.
+# metrics_system_* (no user_id): t-digest quantiles and an active_users state of their own;
+# metrics_system_* keeps its distinct users as uniqCombined(12) sketches (migration 0006).
 _COUNTERS_SQL = """
     sum(sessions) AS c_sessions,
     sum(user_messages) AS c_user_messages,
@@ -169,6 +174,9 @@ _ROLLUP_COUNTERS_SQL = (
     _COUNTERS_SQL.replace("quantilesMerge(", "quantilesTDigestMerge(")
     .replace("uniqMergeIf(users, runs > 0)", "uniqMerge(active_users)")
 )
+_SYSTEM_COUNTERS_SQL = _ROLLUP_COUNTERS_SQL.replace("uniqMerge(", "uniqCombinedMerge(12)(")
+#: The counters of each rollup family (``_Part.family``).
+FAMILY_COUNTERS_SQL = {"user": _COUNTERS_SQL, "agent": _ROLLUP_COUNTERS_SQL, "system": _SYSTEM_COUNTERS_SQL}
 
 #: The counters of every totals / group / series entry, in response order.
 COUNTER_FIELDS = (
@@ -372,7 +380,7 @@ class MetricsQueries:
         zero = "toDateTime(0, 'UTC')"
         for part in parts:
             table = self._table(window, part.family)
-            cols = _COUNTERS_SQL if part.family == "user" else _ROLLUP_COUNTERS_SQL
+            cols = FAMILY_COUNTERS_SQL[part.family]
             # One read of the table for totals, series and the unlimited groups: GROUPING SETS.
             # grouping(x) = 0 <=> x is a key of the row's set (standard SQL semantics, forced
             # below so a server default cannot flip it).

@@ -186,8 +186,8 @@ class TestSystemMetrics:
         )
 
 
-#: Every MV target: the per-user aggregates of 0002 and the rollups of 0004, with their keys
-#: (bucket first) and whether distinct users with a run have their own state.
+#: Every MV target: the per-user aggregates of 0002 and the rollups (0004, re-laid out by 0006),
+#: with their keys (bucket first).
 AGGREGATES = {
     "metrics_hourly": ("hour", ("agent_id", "user_id", "model")),
     "metrics_daily": ("day", ("agent_id", "user_id", "model")),
@@ -198,6 +198,14 @@ AGGREGATES = {
     "metrics_system_hourly": ("hour", ("model",)),
     "metrics_system_daily": ("day", ("model",)),
 }
+#: How each table's distinct-user states are read: uniq, except the system rollups' sketches.
+UNIQ_MERGE = {"metrics_system_hourly": "uniqCombinedMerge(12)", "metrics_system_daily": "uniqCombinedMerge(12)"}
+
+
+def uniq_merge(table: str) -> str:
+    return UNIQ_MERGE.get(table, "uniqMerge")
+
+
 _EXACT_SQL = (
     "sum(sessions), sum(user_messages), sum(assistant_messages), sum(runs), sum(completed_runs), "
     "sum(failed_runs), sum(cancelled_runs), sum(input_tokens), sum(output_tokens), sum(total_tokens), "
@@ -252,10 +260,10 @@ class TestAggregateTables:
     @pytest.mark.parametrize("table", list(AGGREGATES))
     def test_every_key_matches_the_recount(self, ch_client, loaded_db, table):
         bucket, keys = AGGREGATES[table]
-        # uniqExactMerge cannot read uniq states: compare distinct users via uniqMerge, which is
-        # exact at these sizes (a handful of users per key).
+        # uniqExactMerge cannot read uniq / uniqCombined states: compare distinct users via
+        # uniqMerge / uniqCombinedMerge, which are exact at these sizes (a handful of users per key).
         sql = (
-            f"SELECT bucket, {', '.join(keys)}, {_EXACT_SQL.replace('uniqExactMerge', 'uniqMerge')} "
+            f"SELECT bucket, {', '.join(keys)}, {_EXACT_SQL.replace('uniqExactMerge', uniq_merge(table))} "
             f"FROM {loaded_db}.{table} GROUP BY bucket, {', '.join(keys)}"
         )
         rows = ch_client.query(sql).result_rows
@@ -265,7 +273,7 @@ class TestAggregateTables:
     def test_rollups_count_active_users_and_estimate_quantiles(self, ch_client, loaded_db, table):
         bucket, keys = AGGREGATES[table]
         rows = ch_client.query(
-            f"SELECT bucket, {', '.join(keys)}, uniqMerge(active_users), "
+            f"SELECT bucket, {', '.join(keys)}, {uniq_merge(table)}(active_users), "
             f"quantilesTDigestMerge(0.5, 0.95, 0.99)(latency_ms_quantiles) "
             f"FROM {loaded_db}.{table} GROUP BY bucket, {', '.join(keys)}"
         ).result_rows

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from metrics.migrate import apply_retention, load_migrations, migrate, retention_plan
@@ -12,7 +14,7 @@ EXPECTED_TABLES = {
     "ingest_blocks",  # 0005: the writer's record of finished insert blocks
     "metrics_hourly", "metrics_daily", "mv_sessions_hourly", "mv_sessions_daily",
     "mv_messages_hourly", "mv_messages_daily", "mv_usage_hourly", "mv_usage_daily",
-    # 0004: rollups (by user first; by agent and model; by model) and their views
+    # 0004 (re-created by 0006): rollups (by user first; by agent and model; by model) and their views
     *(f"metrics_{family}_{grain}" for family in ("user", "agent", "system") for grain in ("hourly", "daily")),
     *(
         f"mv_{source}_{family}_{grain}"
@@ -164,3 +166,66 @@ class TestRollupBackfill:
             ch_client.command(
                 f"ALTER TABLE {empty_db}.schema_migrations DELETE WHERE version = 4 SETTINGS mutations_sync = 1"
             )
+
+
+class TestRollupLayout:
+    """0006 re-creates the rollups laid out for reads (compact parts, small granules, eager
+    merges of the small agent/system tables, distinct-user sketches in metrics_system_*) and
+    rebuilds them from what is stored; running it again (an interrupted migration) counts
+    nothing twice."""
+
+    SUMS = TestRollupBackfill.SUMS
+    ROLLUPS = [f"metrics_{family}_{grain}" for family in ("user", "agent", "system") for grain in ("hourly", "daily")]
+
+    @staticmethod
+    def uniq(table: str) -> str:
+        return "uniqCombinedMerge(12)" if "_system_" in table else "uniqMerge"
+
+    def _sums(self, client, db, table):
+        return client.query(
+            f"SELECT {self.SUMS}, round(sum(cost_usd), 9), {self.uniq(table)}(users) FROM {db}.{table}"
+        ).result_rows[0]
+
+    def test_rollups_are_compact_with_small_granules_and_small_ones_merge_eagerly(self, ch_client, metrics_db):
+        engines = tables(ch_client, metrics_db)
+        granules = {"user": 256, "agent": 64, "system": 256}
+        for table in self.ROLLUPS:
+            family = table.split("_")[1]
+            assert f"index_granularity = {granules[family]}" in engines[table], table
+            assert "min_bytes_for_wide_part = 1099511627776" in engines[table], table
+            eager = "merge_selector_base = 1.5" in engines[table]
+            assert eager == (family != "user"), table
+
+    async def test_rebuilds_the_rollups_from_what_is_stored_idempotently(self, ch_client, empty_db):
+        from datetime import UTC, datetime, timedelta
+
+        from metrics.testing import generate_events
+        from metrics.writer import MetricsWriter
+
+        migrate(ch_client, empty_db)
+        events = generate_events(seed=4, sessions=30, users=5, agents=3,
+                                 start=datetime(2026, 1, 1, tzinfo=UTC), span=timedelta(days=2))
+        await MetricsWriter(ch_client, empty_db).write(events)
+        fed = {table: self._sums(ch_client, empty_db, table) for table in self.ROLLUPS}  # by the views
+
+        for _ in range(2):  # the second run is what a restart after an interruption does
+            ch_client.command(
+                f"ALTER TABLE {empty_db}.schema_migrations DELETE WHERE version = 6 SETTINGS mutations_sync = 1"
+            )
+            assert migrate(ch_client, empty_db) == [6]
+            for table in self.ROLLUPS:
+                grain = table.rsplit("_", 1)[1]
+                want = self._sums(ch_client, empty_db, f"metrics_{grain}")
+                assert want[3] > 0
+                assert self._sums(ch_client, empty_db, table) == want == fed[table], table
+                if "_user_" not in table:
+                    active = ch_client.query(
+                        f"SELECT (SELECT {self.uniq(table)}(active_users) FROM {empty_db}.{table}), "
+                        f"(SELECT uniqMergeIf(users, runs > 0) FROM {empty_db}.metrics_{grain})"
+                    ).result_rows[0]
+                    assert active[0] == active[1] > 0, table
+                quantiles = "quantiles" if "_user_" in table else "quantilesTDigest"
+                rebuilt = ch_client.query(
+                    f"SELECT {quantiles}Merge(0.5, 0.95, 0.99)(latency_ms_quantiles) FROM {empty_db}.{table}"
+                ).result_rows[0][0]
+                assert not any(math.isnan(q) for q in rebuilt), table  # quantiles rebuilt too
