@@ -138,9 +138,11 @@ SKETCHED = {
 }
 
 
-def quantile_within(got: float | None, values: list[float], q: float, rank_tol: float = 0.01) -> bool:
+def quantile_within(got: float | None, values: list[float], q: float, rank_tol: float = 0.01,
+                    abs_tol: float = 0.0) -> bool:
     """``got`` lies between the values ranked ``k`` places below and above the exact q-quantile,
-    ``k = max(1, ceil(rank_tol * n))`` (t-digest promises rank accuracy, and returns Float32)."""
+    ``k = max(1, ceil(rank_tol * n))`` (t-digest promises rank accuracy, and returns Float32);
+    ``abs_tol`` widens that range (for a rounded ``got``)."""
     if not values:
         return got is None
     if got is None:
@@ -150,7 +152,7 @@ def quantile_within(got: float | None, values: list[float], q: float, rank_tol: 
     k = max(1, math.ceil(rank_tol * n))
     lo = ordered[max(0, math.floor(q * (n - 1)) - k)]
     hi = ordered[min(n - 1, math.ceil(q * (n - 1)) + k)]
-    slack = 1e-6 * max(abs(lo), abs(hi), 1.0)
+    slack = 1e-6 * max(abs(lo), abs(hi), 1.0) + abs_tol
     return lo - slack <= got <= hi + slack
 
 

@@ -389,6 +389,67 @@ def check_reconcile_raw_vs_aggregates(rows):
         assert (g["raw_rows"], g["raw_runs"], g["aggregated_runs"], g["difference"]) == (n, n, n, 0), d
 
 
+def check_platform_per_model_per_day(rows):
+    by_key = defaultdict(list)
+    for u in USAGE:
+        by_key[(day(u.occurred_at), u.model)].append(u)
+    got = {(r["day"], r["model"]): r for r in rows}
+    assert got.keys() == by_key.keys()
+    for key, runs in by_key.items():
+        g = got[key]
+        assert (g["total_runs"], g["errors"], g["tokens"], g["active_users_est"]) == (
+            len(runs), sum(u.status == "failed" for u in runs), sum(u.total_tokens for u in runs),
+            len({u.user_id for u in runs}),  # a sketch, exact up to 256 users
+        ), key
+        assert close(g["cost"], sum(u.cost_usd or 0.0 for u in runs))
+        assert rc.quantile_within(g["p95_latency_ms_est"], [u.latency_ms for u in runs], 0.95, abs_tol=ROUNDED_1), key
+
+
+def check_agents_compared_rollup(rows):
+    by_agent = defaultdict(list)
+    for u in USAGE:
+        by_agent[u.agent_id].append(u)
+    got = {r["agent_id"]: r for r in rows}
+    assert got.keys() == by_agent.keys()
+    for agent, runs in by_agent.items():
+        g = got[agent]
+        latencies = [u.latency_ms for u in runs]
+        assert (g["total_runs"], g["active_users"]) == (len(runs), len({u.user_id for u in runs})), agent
+        assert close(g["error_rate"], sum(u.status == "failed" for u in runs) / len(runs), ROUNDED_4)
+        assert close(g["avg_latency_ms"], sum(latencies) / len(runs), ROUNDED_1)
+        assert rc.quantile_within(g["p95_latency_ms_est"], latencies, 0.95, abs_tol=ROUNDED_1), agent
+    assert [r["total_runs"] for r in rows] == sorted((r["total_runs"] for r in rows), reverse=True)
+
+
+def check_user_usage_per_agent(rows):
+    want = defaultdict(lambda: {"sessions_created": 0, "messages_sent": 0, "total_runs": 0, "tokens": 0,
+                                "cost": 0.0, "latencies": []})
+    for e in EVENTS:
+        if e.user_id != "user-1":
+            continue
+        if isinstance(e, SessionCreated):
+            want[e.agent_id]["sessions_created"] += 1
+        elif isinstance(e, RunRequested):
+            want[e.agent_id]["messages_sent"] += 1
+        elif isinstance(e, RunCompleted | SessionDeleted):
+            want[e.agent_id]  # makes a row (all zeros for a deletion) even without a run
+        elif isinstance(e, UsageRecorded):
+            w = want[e.agent_id]
+            w["total_runs"] += 1
+            w["tokens"] += e.total_tokens
+            w["cost"] += e.cost_usd or 0.0
+            w["latencies"].append(e.latency_ms)
+    got = {r["agent_id"]: r for r in rows}
+    assert got.keys() == want.keys()
+    for agent, w in want.items():
+        g = got[agent]
+        assert (g["sessions_created"], g["messages_sent"], g["total_runs"], g["tokens"]) == (
+            w["sessions_created"], w["messages_sent"], w["total_runs"], w["tokens"]
+        ), agent
+        assert close(g["cost"], w["cost"])
+        assert close(g["p95_latency_ms"], rc.quantile(w["latencies"], 0.95), ROUNDED_1), agent
+
+
 CHECKS = {
     "schema": check_schema,
     "cost-per-user-per-day": check_cost_per_user_per_day,
@@ -403,6 +464,9 @@ CHECKS = {
     "unpriced-usage": check_unpriced_usage,
     "last-failed-runs": check_last_failed_runs,
     "reconcile-raw-vs-aggregates": check_reconcile_raw_vs_aggregates,
+    "platform-per-model-per-day": check_platform_per_model_per_day,
+    "agents-compared-rollup": check_agents_compared_rollup,
+    "user-usage-per-agent": check_user_usage_per_agent,
 }
 
 
