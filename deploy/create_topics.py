@@ -12,6 +12,7 @@ of ``RETENTION_MS`` becomes a ``retention.ms`` topic config.
 Environment:
 
 - ``KAFKA_BOOTSTRAP_SERVERS``      comma separated host:port list (same variable as the services).
+- ``KAFKA_SECURITY_PROTOCOL``, ``KAFKA_SASL_*``, ``KAFKA_SSL_*``  TLS / SASL, as for the services.
 - ``KAFKA_TOPIC_PARTITIONS``       partitions per topic (default ``shared.topics.DEFAULT_PARTITIONS``).
 - ``KAFKA_TOPIC_REPLICATION``      replication factor (default 1; use 3 on a 3+ broker cluster).
 - ``KAFKA_INIT_TIMEOUT_S``         how long to wait for Kafka to answer (default 60).
@@ -37,6 +38,7 @@ import time
 
 from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
 from aiokafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError, for_code
+from pydantic import ValidationError
 
 from shared.settings import KafkaSettings
 from shared.topics import DEFAULT_PARTITIONS, RETENTION_MS, all_topics
@@ -101,8 +103,10 @@ def desired_topics(partitions: int, replication: int) -> list[NewTopic]:
     return topics
 
 
-async def _connect(servers: list[str], deadline: float) -> AIOKafkaAdminClient:
-    """Start an admin client, retrying until Kafka answers or the deadline passes."""
+async def _connect(servers: list[str], deadline: float, security: dict | None = None) -> AIOKafkaAdminClient:
+    """Start an admin client, retrying until Kafka answers or the deadline passes.
+
+    ``security``: ``KafkaSettings.aiokafka_security_kwargs()`` (TLS / SASL); None = PLAINTEXT."""
     delay = 0.5
     attempt = 0
     while True:
@@ -111,6 +115,7 @@ async def _connect(servers: list[str], deadline: float) -> AIOKafkaAdminClient:
             bootstrap_servers=servers,
             client_id="agentos-create-topics",
             request_timeout_ms=10_000,
+            **(security or {}),
         )
         try:
             await admin.start()
@@ -175,11 +180,11 @@ async def _create_missing(admin: AIOKafkaAdminClient, wanted: list[NewTopic], ti
 
 
 async def ensure_topics(servers: list[str], partitions: int, replication: int, timeout_s: float,
-                        increase_partitions: bool) -> None:
+                        increase_partitions: bool, security: dict | None = None) -> None:
     deadline = time.monotonic() + timeout_s
     wanted = desired_topics(partitions, replication)
     names = [t.name for t in wanted]
-    admin = await _connect(servers, deadline)
+    admin = await _connect(servers, deadline, security)
     try:
         delay = 0.5
         while True:
@@ -231,20 +236,23 @@ def main() -> int:
     logging.basicConfig(level=os.environ.get("AGENTOS_LOG_LEVEL", "INFO").upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        servers = KafkaSettings().servers
+        kafka = KafkaSettings()
+        servers = kafka.servers
         if not servers:
             raise ConfigError("KAFKA_BOOTSTRAP_SERVERS is empty")
         partitions = _env_int("KAFKA_TOPIC_PARTITIONS", DEFAULT_PARTITIONS)
         replication = _env_int("KAFKA_TOPIC_REPLICATION", 1)
         timeout_s = _env_float("KAFKA_INIT_TIMEOUT_S", 60.0)
         increase = _env_bool("KAFKA_TOPIC_INCREASE_PARTITIONS", False)
-    except ConfigError as exc:
+        security = kafka.aiokafka_security_kwargs()
+    # ValidationError: e.g. SASL without a password; OSError (ssl.SSLError): an unreadable PEM.
+    except (ConfigError, ValidationError, OSError) as exc:
         log.error("bad configuration: %s", exc)
         return 2
     log.info("ensuring %d topics on %s (%d partitions, replication %d)", len(all_topics()), ",".join(servers),
              partitions, replication)
     try:
-        asyncio.run(ensure_topics(servers, partitions, replication, timeout_s, increase))
+        asyncio.run(ensure_topics(servers, partitions, replication, timeout_s, increase, security))
     except (OSError, RuntimeError, KafkaError) as exc:
         log.error("topic creation failed: %s", exc)
         return 1

@@ -114,6 +114,7 @@ class OrderedConcurrentConsumer:
             # A run can take minutes: the poll loop keeps polling (it only stops fetching
             # when full), so this only bounds a stuck loop.
             max_poll_interval_ms=300_000,
+            **self.kafka.aiokafka_security_kwargs(),  # TLS / SASL (KAFKA_SECURITY_PROTOCOL)
             **self.consumer_options,
         )
         self._consumer.subscribe(self.topics, listener=_Rebalance(self))

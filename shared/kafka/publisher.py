@@ -21,6 +21,8 @@ def make_broker(settings: KafkaSettings, *, client_id: str, **kwargs) -> KafkaBr
         acks="all",
         request_timeout_ms=settings.request_timeout_ms,
         linger_ms=kwargs.pop("linger_ms", 0),
+        # TLS / SASL from KAFKA_SECURITY_PROTOCOL & co.; None (PLAINTEXT) = as before.
+        security=settings.faststream_security(),
         **kwargs,
     )
 

@@ -35,7 +35,8 @@ class RunFinishWatcher(ConsumerTask):
         # No group: every partition, from the end (only runs finishing from now on matter).
         consumer = AIOKafkaConsumer(str(Topic.RUN_EVENTS), bootstrap_servers=self.kafka.servers, group_id=None,
                                     auto_offset_reset="latest", enable_auto_commit=False,
-                                    fetch_max_wait_ms=self.kafka.fetch_max_wait_ms)
+                                    fetch_max_wait_ms=self.kafka.fetch_max_wait_ms,
+                                    **self.kafka.aiokafka_security_kwargs())  # TLS / SASL
         await self._launch(consumer, self._loop, "gateway-run-finish-watch")
 
     async def _loop(self) -> None:

@@ -40,6 +40,7 @@ class RunProjector(ConsumerTask):
             enable_auto_commit=False, auto_offset_reset="earliest", fetch_max_wait_ms=self.kafka.fetch_max_wait_ms,
             session_timeout_ms=self.kafka.session_timeout_ms, heartbeat_interval_ms=self.kafka.heartbeat_interval_ms,
             request_timeout_ms=max(self.kafka.request_timeout_ms, self.kafka.session_timeout_ms + 5000),
+            **self.kafka.aiokafka_security_kwargs(),  # TLS / SASL (KAFKA_SECURITY_PROTOCOL)
         )
         await self._launch(consumer, self._loop, "gateway-projector")
 

@@ -65,7 +65,8 @@ class DeltaHub(ConsumerTask):
         # No group: assign every partition, start at the end (only live runs matter).
         consumer = AIOKafkaConsumer(str(Topic.RUN_DELTAS), bootstrap_servers=self.kafka.servers,
                                           group_id=None, auto_offset_reset="latest", enable_auto_commit=False,
-                                          fetch_max_wait_ms=self.kafka.fetch_max_wait_ms)
+                                          fetch_max_wait_ms=self.kafka.fetch_max_wait_ms,
+                                          **self.kafka.aiokafka_security_kwargs())  # TLS / SASL
         await self._launch(consumer, self._loop, "gateway-deltas")
 
     async def _loop(self) -> None:

@@ -194,6 +194,7 @@ class MetricsConsumer:
             heartbeat_interval_ms=k.heartbeat_interval_ms,
             request_timeout_ms=max(k.request_timeout_ms, k.session_timeout_ms + 5000),
             max_poll_records=self._settings.batch_max_records,
+            **k.aiokafka_security_kwargs(),  # TLS / SASL (KAFKA_SECURITY_PROTOCOL)
         )
 
     def _make_producer(self) -> AIOKafkaProducer:
@@ -203,6 +204,7 @@ class MetricsConsumer:
             client_id=f"{k.client_id_prefix}-metrics-dlq",
             acks="all",
             request_timeout_ms=k.request_timeout_ms,
+            **k.aiokafka_security_kwargs(),  # the dead-letter producer talks to the same cluster
         )
 
     async def _close(self) -> None:
