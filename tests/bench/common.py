@@ -29,6 +29,14 @@ class Row:
         return {**asdict(self), "ratio": self.ratio}
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc)."""
+    import os
+
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()  # noqa: SIM115 - tiny read
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def load(spec: dict) -> dict:
     """Run tests.bench.load in a separate process."""
     out = subprocess.run([sys.executable, "-m", "tests.bench.load"], input=json.dumps(spec), capture_output=True,
