@@ -4,9 +4,10 @@ baseline measured in the same run.
     python -m tests.bench.metrics_bench [--quick] [--events N] [--big-events M] [--only NAME] [--json PATH]
 
 ``--quick``: 30k ingestion events, 10 s of freshness, queries at 1M usage events (~2 min on
-2 cores). Default (full): 200k events, 30 s, queries at 1M and 10M (measured at ~25 min on a
-shared 2-core machine, 9 of them generating the 10M; the raw-table baseline needs up to ~1.5
-min per system call at 10M). ``--big-events M`` changes the largest size (1M is always measured).
+2 cores). Default (full): 200k events, 30 s, queries at 1M and 10M (measured at ~13 min on a
+shared 2-core machine, ~5 of them generating the 10M; the raw-table baseline takes 10-30 s per
+system call at 10M). ``--big-events M`` changes the largest size (1M is always measured);
+``--only queries`` skips ingestion and freshness (1M and 10M query latency in ~9 min).
 
 or ``from tests.bench.metrics_bench import run; rows = run(quick=True)`` (a list of dicts with
 ``benchmark, case, value, unit, baseline, ratio, note`` and ``baseline_name``; ``ratio`` is
