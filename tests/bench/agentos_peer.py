@@ -17,12 +17,11 @@ def main() -> None:
     args = parser.parse_args()
 
     import uvicorn
-    from agno.agent import Agent
-    from agno.os import AgentOS
-
     from agent_runner.app import make_agno_db, make_engine
     from agent_runner.models.scripted import ScriptedModel
     from agent_runner.tools.catalogue import calculator
+    from agno.agent import Agent
+    from agno.os import AgentOS
 
     url = f"sqlite+aiosqlite:///{args.db}"
     agent = Agent(id="assistant", name="Assistant", model=ScriptedModel(latency_ms=args.latency_ms),

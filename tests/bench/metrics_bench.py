@@ -279,6 +279,7 @@ def _settings(bootstrap: str, group: str):
     """Production consumer settings (the declared defaults, not the environment), with a short
     session timeout (the mock broker holds a leaving member's group for session_timeout - 1 s)."""
     from metrics.settings import MetricsSettings
+
     from shared.settings import KafkaSettings
 
     fields = MetricsSettings.model_fields
@@ -323,10 +324,10 @@ async def _offsets(servers: list[str], topics: dict[str, str], partitions: dict[
 
 async def bench_ingestion(client, broker, cfg: Config) -> list[dict[str, Any]]:
     from aiokafka import AIOKafkaProducer
-
     from metrics.consumer import TOPICS
     from metrics.rows import COLUMNS, TABLES, rows_by_table
     from metrics.testing import generate_events
+
     from shared.events import encode
 
     # ~13 events per generated conversation (created, 0-6 runs x 4 events, maybe deleted).
@@ -446,9 +447,9 @@ async def bench_ingestion(client, broker, cfg: Config) -> list[dict[str, Any]]:
 
 async def bench_freshness(client, broker, cfg: Config) -> list[dict[str, Any]]:
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-
     from metrics.consumer import TOPICS
     from metrics.queries import MetricsQueries, resolve_window
+
     from shared.events import UsageRecorded, encode
     from shared.topics import Topic
 
@@ -975,11 +976,11 @@ def format_table(rows: list[dict[str, Any]]) -> str:
               f"{r['ratio']:.3f}" if r["ratio"] is not None else "-", r["note"]] for r in rows]
     widths = [max([len(h)] + [len(c[i]) for c in cells]) for i, h in enumerate(headers)]
     right = {2, 5}
-    lines = ["  ".join(h.rjust(w) if i in right else h.ljust(w) for i, (h, w) in enumerate(zip(headers, widths)))]
+    lines = ["  ".join(h.rjust(w) if i in right else h.ljust(w) for i, (h, w) in enumerate(zip(headers, widths, strict=False)))]
     lines.append("  ".join("-" * w for w in widths))
     for c in cells:
         lines.append("  ".join(v.rjust(w) if i in right else v.ljust(w)
-                               for i, (v, w) in enumerate(zip(c, widths))).rstrip())
+                               for i, (v, w) in enumerate(zip(c, widths, strict=False))).rstrip())
     return "\n".join(lines)
 
 

@@ -11,8 +11,8 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import httpx
 import pytest
-
 from gateway.webhooks import signed_headers, verify
+
 from tests.e2e.conftest import eventually
 from tests.e2e.test_walking_skeleton import API, assert_error, new_session, send
 

@@ -13,7 +13,6 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from shared.devstack import DevStack, free_port
 from shared.topics import Topic
-from tests.e2e.conftest import eventually
 from tests.e2e.test_walking_skeleton import API
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

@@ -5,7 +5,6 @@ normal way this happens). Lives in the runner's own database next to agno's tabl
 
 from __future__ import annotations
 
-import orjson
 from sqlalchemy import Column, DateTime, MetaData, String, Table, Text, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert

@@ -8,16 +8,16 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI
 
+from gateway.access import ACCESS_CACHE
 from gateway.db.engine import make_engine, make_sessionmaker, migrate
 from gateway.errors import error_response, install_error_handlers
 from gateway.finish_watch import RunFinishWatcher
 from gateway.projector import RunProjector
-from gateway.access import ACCESS_CACHE
+from gateway.ratelimit import TokenBucket
 from gateway.routes import admin, agentos, metrics, webhook
 from gateway.runs import RunService
 from gateway.seed import seed_demo
 from gateway.settings import GatewaySettings
-from gateway.ratelimit import TokenBucket
 from gateway.streams import DeltaHub
 from gateway.webhooks import CallbackDispatcher
 from shared.asyncapi import asyncapi_document

@@ -35,8 +35,8 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from metrics.rows import invalid_reason, is_used
 from metrics.settings import MetricsSettings
 from metrics.writer import MetricsWriter, RetryPolicy, WriterStopped
-from shared.kafka import mock_compat
 from shared.events import Event, EventDecodeError, decode
+from shared.kafka import mock_compat
 from shared.kafka.deadletter import send_to_dead_letter
 from shared.topics import Topic
 

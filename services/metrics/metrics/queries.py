@@ -389,7 +389,7 @@ class MetricsQueries:
             sets += [f"({column})" for _, column in keyed]
             if sets:
                 kind = ", ".join(
-                    [f"grouping(bucket) = 0, 's'"] + [f"grouping({c}) = 0, '{n}'" for n, c in keyed] + ["'t'"]
+                    ["grouping(bucket) = 0, 's'"] + [f"grouping({c}) = 0, '{n}'" for n, c in keyed] + ["'t'"]
                 )
                 label = ", ".join([f"grouping({c}) = 0, toString({c})" for _, c in keyed] + ["''"])
                 branches.append(

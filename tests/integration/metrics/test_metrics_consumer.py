@@ -12,12 +12,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from clickhouse_connect.driver.exceptions import OperationalError
-
 from metrics.consumer import MetricsConsumer
 from metrics.rows import TABLES, rows_by_table
 from metrics.settings import MetricsSettings
 from metrics.testing import generate_events
 from metrics.writer import MetricsWriter, RetryPolicy
+
 from shared.events import encode
 from shared.settings import KafkaSettings
 from shared.topics import Topic

@@ -2,7 +2,6 @@
 
 import httpx
 from fastapi import FastAPI, Request
-
 from gateway.errors import install_error_handlers
 from gateway.main import BodyLimitAndCorrelation
 from gateway.ratelimit import TokenBucket

@@ -6,10 +6,9 @@ import asyncio
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, inspect
-
 from gateway.db.engine import migrate
 from gateway.db.models import Base
+from sqlalchemy import create_engine, inspect
 
 
 def test_migrated_sqlite_schema_matches_the_models(tmp_path):

@@ -20,15 +20,15 @@ from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import metrics_recount as rc
 import pytest
 import pytest_asyncio
-
-import metrics_recount as rc
 from metrics.migrate import quote_database
 from metrics.queries import AnalystSQL, SqlLimits, iso
 from metrics.rows import rows_for
 from metrics.testing import drop_database, fresh_database, generate_events
 from metrics.writer import MetricsWriter
+
 from shared.events import (
     AgentSnapshot,
     RunCompleted,

@@ -7,12 +7,12 @@ from pathlib import Path
 import httpx
 import pytest
 import pytest_asyncio
-
 from metrics.api import create_app
 from metrics.queries import COUNTER_FIELDS
 from metrics.settings import MetricsSettings
 from metrics.testing import drop_database, fresh_database
 from metrics.writer import MetricsWriter
+
 from shared.events import decode
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "events" / "examples"

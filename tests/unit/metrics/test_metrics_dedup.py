@@ -11,11 +11,10 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import metrics_recount as rc
 import pytest
 import pytest_asyncio
 from clickhouse_connect.driver.exceptions import OperationalError
-
-import metrics_recount as rc
 from metrics.api import create_app
 from metrics.rows import TABLES, rows_by_table
 from metrics.settings import MetricsSettings

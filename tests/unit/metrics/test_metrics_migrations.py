@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import pytest
-
 from metrics.migrate import apply_retention, load_migrations, migrate, retention_plan
 from metrics.testing import drop_database, fresh_database
 

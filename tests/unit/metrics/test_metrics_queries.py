@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-
 from metrics.queries import AnalystSQL, InvalidQuery, InvalidSQL, SqlLimits, TTLCache, jsonable, resolve_window
 from metrics.testing import drop_database, fresh_database
 

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-
 from metrics.rows import COLUMNS, invalid_reason, is_used, rows_by_table, rows_for
+
 from shared.events import decode
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "events" / "examples"

@@ -3,12 +3,12 @@
 import logging
 
 import pytest
-
 from agent_runner.models.registry import ProviderNotConfigured, build_model
 from agent_runner.models.scripted import ScriptedModel
 from agent_runner.pricing import PRICE_VERSION, cost_usd
 from agent_runner.settings import RunnerSettings
 from agent_runner.tools.catalogue import build_tools, make_http_fetch
+
 from shared.catalogue import InvalidAgentDefinition, parse_model_spec, validate_tool_names
 
 

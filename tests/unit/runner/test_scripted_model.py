@@ -1,13 +1,12 @@
 """The offline model drives real agno agents: tool calls, history, streaming, failures."""
 
 import pytest
+from agent_runner.models.scripted import ScriptedModel
+from agent_runner.tools.catalogue import calculator
 from agno.agent import Agent
 from agno.db.sqlite import AsyncSqliteDb
 from agno.run.agent import RunContentEvent
 from agno.run.base import RunStatus
-
-from agent_runner.models.scripted import ScriptedModel
-from agent_runner.tools.catalogue import calculator
 
 
 @pytest.fixture

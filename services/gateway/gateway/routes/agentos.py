@@ -17,8 +17,8 @@ from gateway.access import get_owned_session, get_usable_agent, list_usable_agen
 from gateway.auth import Principal
 from gateway.db.models import Agent, ChatSession, Message, Run
 from gateway.deps import Db, User
-from gateway.ratelimit import check_concurrent_runs
 from gateway.errors import ApiError, GatewayTimeout, NotFound, ValidationFailed, error_responses, json_body_or_error
+from gateway.ratelimit import check_concurrent_runs
 from gateway.schemas import (
     AgentOut,
     AgentsOut,
