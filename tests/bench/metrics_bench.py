@@ -251,10 +251,10 @@ def _writer_class():
         insert_s = 0.0
         write_s = 0.0
 
-        def _new_rows(self, table, rows):
+        def _stored_tokens(self, table, rows):
             started = time.perf_counter()
             try:
-                return super()._new_rows(table, rows)
+                return super()._stored_tokens(table, rows)
             finally:
                 self.check_s += time.perf_counter() - started
 
