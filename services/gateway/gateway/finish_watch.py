@@ -10,18 +10,11 @@ shortly if the projecting replica has not committed it yet (``RunService.wait``)
 
 from __future__ import annotations
 
-import asyncio
-import logging
-
-from aiokafka import AIOKafkaConsumer
-
 from gateway.consuming import ConsumerTask
 from gateway.runs import RunWaiters
-from shared.events import EventDecodeError, RunCancelled, RunCompleted, RunFailed, decode
+from shared.events import Event, RunCancelled, RunCompleted, RunFailed
 from shared.settings import KafkaSettings
 from shared.topics import Topic
-
-log = logging.getLogger(__name__)
 
 _STATUS = {RunCompleted: "completed", RunFailed: "failed", RunCancelled: "cancelled"}
 
@@ -32,33 +25,9 @@ class RunFinishWatcher(ConsumerTask):
         self.waiters = waiters
 
     async def start(self) -> None:
-        # No group: every partition, from the end (only runs finishing from now on matter).
-        consumer = AIOKafkaConsumer(str(Topic.RUN_EVENTS), bootstrap_servers=self.kafka.servers, group_id=None,
-                                    auto_offset_reset="latest", enable_auto_commit=False,
-                                    fetch_max_wait_ms=self.kafka.fetch_max_wait_ms,
-                                    **self.kafka.aiokafka_security_kwargs())  # TLS / SASL
-        await self._launch(consumer, self._loop, "gateway-run-finish-watch")
+        await self._tail(self.kafka, str(Topic.RUN_EVENTS), self._see, "gateway-run-finish-watch")
 
-    async def _loop(self) -> None:
-        assert self._consumer is not None
-        while True:
-            try:
-                batches = await self._consumer.getmany(timeout_ms=500, max_records=1000)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("run event fetch failed")
-                await asyncio.sleep(0.5)
-                continue
-            for records in batches.values():
-                for record in records:
-                    self._see(record.value or b"")
-
-    def _see(self, value: bytes) -> None:
-        try:
-            event = decode(value)
-        except EventDecodeError:
-            return  # the projector logs it; nothing to wake
+    def _see(self, event: Event) -> None:
         status = _STATUS.get(type(event))
         if status and event.run_id and self.waiters.is_waiting(event.run_id):
             self.waiters.resolve(event.run_id, status)

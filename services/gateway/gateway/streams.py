@@ -12,24 +12,20 @@ the text — nothing is lost and no chunk is sent twice.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import orjson
-from aiokafka import AIOKafkaConsumer
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from gateway.consuming import ConsumerTask
 from gateway.db.models import Run
 from gateway.runs import TERMINAL, WAKE_RECHECK_S, RunWaiters
-from shared.events import EventDecodeError, RunDelta, decode
+from shared.events import Event, RunDelta
 from shared.settings import KafkaSettings
 from shared.topics import Topic
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -62,32 +58,11 @@ class DeltaHub(ConsumerTask):
         entry.changed.set()
 
     async def start(self) -> None:
-        # No group: assign every partition, start at the end (only live runs matter).
-        consumer = AIOKafkaConsumer(str(Topic.RUN_DELTAS), bootstrap_servers=self.kafka.servers,
-                                          group_id=None, auto_offset_reset="latest", enable_auto_commit=False,
-                                          fetch_max_wait_ms=self.kafka.fetch_max_wait_ms,
-                                          **self.kafka.aiokafka_security_kwargs())  # TLS / SASL
-        await self._launch(consumer, self._loop, "gateway-deltas")
+        await self._tail(self.kafka, str(Topic.RUN_DELTAS), self._see, "gateway-deltas")
 
-    async def _loop(self) -> None:
-        assert self._consumer is not None
-        while True:
-            try:
-                batches = await self._consumer.getmany(timeout_ms=500, max_records=1000)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("delta fetch failed")
-                await asyncio.sleep(0.5)
-                continue
-            for records in batches.values():
-                for record in records:
-                    try:
-                        event = decode(record.value or b"")
-                    except EventDecodeError:
-                        continue
-                    if isinstance(event, RunDelta) and event.run_id:
-                        self.add(event)
+    def _see(self, event: Event) -> None:
+        if isinstance(event, RunDelta) and event.run_id:
+            self.add(event)
 
     async def stream(self, run_id: str, sessionmaker: async_sessionmaker, waiters: RunWaiters, *,
                      last_seq: int = -1, heartbeat_s: float = 10.0, timeout_s: float = 600.0,
